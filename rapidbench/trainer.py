@@ -1,0 +1,250 @@
+"""The shared DeepSpeed ZeRO trainer (`deepspeed`), used by every algorithm.
+
+It owns the engine(s) and knows nothing of tasks or algorithm names: it computes log-probs, runs
+one optimizer step of an algorithm's loss over micro-batches, streams (gathered) parameters to the
+sampler, and saves / loads checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterator
+
+import torch
+
+from rapidbench.algorithms.base import Algorithm, LossInputs
+from rapidbench.registry import register_trainer
+from rapidbench.rollouts import Rollouts
+from rapidbench.samplers.base import default_device, pick_dtype
+
+
+def ds_config(train, micro_batch: int, grad_accum: int, world_size: int, dtype: torch.dtype) -> dict:
+    """The DeepSpeed config as one plain function of our TrainConfig (OpenRLHF's shape)."""
+    zero: dict = {"stage": train.zero_stage}
+    if train.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+    if train.offload_params:
+        zero["offload_param"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+    if train.zero_stage == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = False
+    return {
+        "train_micro_batch_size_per_gpu": micro_batch,
+        "gradient_accumulation_steps": grad_accum,
+        "train_batch_size": micro_batch * grad_accum * world_size,
+        "gradient_clipping": train.grad_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": dtype == torch.bfloat16},
+        "fp16": {"enabled": dtype == torch.float16},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+def lr_lambda(schedule: str, warmup: int, total: int):
+    """Multiplier on the base LR per optimizer step: constant, linear warmup, or warmup + cosine."""
+    import math
+
+    def f(step: int) -> float:
+        if schedule == "constant":
+            return 1.0
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "warmup":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    return f
+
+
+def token_logprobs(model, ids: torch.Tensor, attn: torch.Tensor, prompt_len: int, temperature: float) -> torch.Tensor:
+    """log pi(y_t | prefix) of every completion token under `model` at `temperature`.
+
+    ids, attn: [n, P+T] -> [n, T]. Position ids follow the attention mask, so left padding does
+    not shift positions (the sampler sees unpadded prompts).
+    """
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)  # [n, P+T]
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits  # [n, P+T, V]
+    logits = logits[:, prompt_len - 1 : -1].float()  # [n, T, V] predictions of the completion tokens
+    if temperature > 0:
+        logits = logits / temperature
+    targets = ids[:, prompt_len:]  # [n, T]
+    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [n, T]
+    return picked - torch.logsumexp(logits, -1)  # [n, T]
+
+
+class DeepSpeedTrainer:
+    """DeepSpeed engine (ZeRO 0-3, offload, bf16, clipping, accumulation) with a torch AdamW."""
+
+    def __init__(self, model_path: str, train, *, mini_batch: int, temperature: float, needs, total_steps: int,
+                 seed: int = 0):
+        import deepspeed
+        from transformers import AutoModelForCausalLM
+
+        self.train_cfg = train
+        self.temperature = temperature
+        self.device = default_device()
+        self.dtype = pick_dtype(train.dtype, self.device)
+        self.world_size = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
+        self.rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        # Each rank trains on its shard of the mini-batch; micro-batches split that shard.
+        per_rank = max(1, mini_batch // self.world_size)
+        self.micro_batch = max(1, min(train.micro_batch_size, per_rank))
+        self.grad_accum = -(-per_rank // self.micro_batch)
+        torch.manual_seed(seed)
+
+        def load(dtype):
+            kw = {"dtype": dtype}
+            if train.zero_stage == 3:
+                # Parameters are partitioned as they are created: no rank holds the whole model.
+                with deepspeed.zero.Init(config_dict_or_path=self._ds_cfg):
+                    return AutoModelForCausalLM.from_pretrained(model_path, **kw)
+            return AutoModelForCausalLM.from_pretrained(model_path, **kw)
+
+        self._ds_cfg = ds_config(train, self.micro_batch, self.grad_accum, self.world_size, self.dtype)
+        model = load(torch.float32 if self.dtype == torch.float32 else self.dtype)
+        if train.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        model.config.use_cache = False
+        opt = torch.optim.AdamW(
+            model.parameters(), lr=train.lr, betas=(train.adam_beta1, train.adam_beta2),
+            weight_decay=train.weight_decay,
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(train.lr_schedule, train.warmup_steps, total_steps))
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=opt, lr_scheduler=sched, config=self._ds_cfg
+        )
+        self.ref = None
+        if needs.reference_model:
+            ref = load(self.dtype)
+            ref_cfg = {**self._ds_cfg, "zero_optimization": {"stage": 3 if train.zero_stage == 3 else 0}}
+            self.ref, *_ = deepspeed.initialize(model=ref, config=ref_cfg)
+            self.ref.eval()
+        if needs.critic:
+            raise NotImplementedError("critic models arrive with the PPO algorithm (issue 5)")
+
+    # -- log-probs --------------------------------------------------------------------------------
+    @torch.no_grad()
+    def logprobs(self, rollouts: Rollouts, which: str = "policy") -> torch.Tensor:
+        """[N, T] log-probs of the completion tokens under the policy or the reference, micro-batched."""
+        engine = self.engine if which == "policy" else self.ref
+        was_training = engine.module.training
+        engine.eval()
+        out = []
+        for start in range(0, rollouts.size, self.micro_batch):
+            mb = rollouts.select(torch.arange(start, min(start + self.micro_batch, rollouts.size)))
+            lp = token_logprobs(engine, mb.input_ids.to(self.device), mb.attention_mask.to(self.device),
+                                mb.prompt_len, self.temperature).cpu() * mb.completion_mask  # [n, t]
+            out.append(torch.nn.functional.pad(lp, (0, rollouts.completion_mask.shape[1] - lp.shape[1])))
+        if was_training:
+            engine.train()
+        return torch.cat(out, 0)  # [N, T]
+
+    # -- one optimizer step -----------------------------------------------------------------------
+    def step(self, mb: Rollouts, algo: Algorithm) -> dict[str, float]:
+        """One optimizer step on mini-batch `mb` (this rank's shard), accumulated over micro-batches.
+
+        Each micro-batch's loss is already divided by the whole mini-batch's normaliser, so the
+        accumulated gradient equals one big batch's; DeepSpeed must not divide by the count again.
+        """
+        self.engine.train()
+        norm = algo.normaliser(mb) * self.world_size  # DP averages gradients over ranks
+        chunks = [torch.arange(s, min(s + self.micro_batch, mb.size)) for s in range(0, mb.size, self.micro_batch)]
+        if len(chunks) > self.grad_accum:
+            raise RuntimeError(f"mini-batch of {mb.size} needs {len(chunks)} micro-batches > accumulation {self.grad_accum}")
+        total, stats_sum = 0.0, {}
+        for i in range(self.grad_accum):
+            # Ranks may hold fewer rows than the accumulation count: an empty slot steps with zero loss
+            # so every rank reaches the boundary (and the all-reduce) together.
+            idx = chunks[i] if i < len(chunks) else chunks[-1][:0]
+            loss, stats = self._micro_loss(mb, idx, algo, norm) if len(idx) else (self._zero_loss(), {})
+            self.engine.backward(loss, scale_wrt_gas=False)
+            if i == self.grad_accum - 1:
+                own_norm = self._grad_norm_if_untracked()
+            self.engine.step()
+            total += float(loss.detach())
+            for k, v in stats.items():
+                stats_sum[k] = stats_sum.get(k, 0.0) + v * len(idx)
+        out = {k: v / mb.size for k, v in stats_sum.items()}
+        out["loss"] = total * self.world_size  # this rank's share x ranks ~ the global loss estimate
+        gn = self.engine.get_global_grad_norm()
+        out["grad_norm"] = float(gn) if gn is not None else own_norm
+        out["lr"] = float(self.scheduler.get_last_lr()[0]) if self.scheduler else self.train_cfg.lr
+        return out
+
+    def _micro_loss(self, mb: Rollouts, idx: torch.Tensor, algo: Algorithm, norm: float):
+        m = mb.select(idx)
+        dev = self.device
+        logps = token_logprobs(self.engine, m.input_ids.to(dev), m.attention_mask.to(dev), m.prompt_len,
+                               self.temperature)  # [n, T]
+        adv = m.advantages.to(dev)
+        inp = LossInputs(
+            logps=logps,
+            old_logps=m.old_logps.to(dev),
+            mask=m.completion_mask.to(dev),
+            advantages=adv,
+            norm=norm,
+            ref_logps=m.ref_logps.to(dev) if m.ref_logps is not None else None,
+        )
+        return algo.loss(inp)
+
+    def _grad_norm_if_untracked(self) -> float:
+        """Pre-clip global grad norm where DeepSpeed does not record one (plain torch optimizer, ZeRO-0 fp32)."""
+        if hasattr(self.engine.optimizer, "_global_grad_norm"):
+            return float("nan")  # DeepSpeed's own value is read after the step
+        # Called after the boundary backward, which has already averaged the grads over ranks.
+        sq = sum(float(p.grad.float().pow(2).sum()) for p in self.engine.module.parameters() if p.grad is not None)
+        return sq**0.5
+
+    def _zero_loss(self) -> torch.Tensor:
+        p = next(self.engine.module.parameters())
+        return (p.sum() * 0.0).float()
+
+    # -- weights for the sampler ------------------------------------------------------------------
+    def named_params(self) -> Iterator[tuple[str, torch.Tensor]]:
+        """(HF name, full tensor) pairs, streamed one parameter at a time; gathered under ZeRO-3.
+
+        Tied embeddings appear once (named_parameters de-duplicates), as the HF checkpoint has them.
+        Under ZeRO-3 each tensor is a copy made while gathered, since the consumer may keep it
+        after the gather context closes.
+        """
+        import deepspeed
+
+        for name, p in self.engine.module.named_parameters():
+            if hasattr(p, "ds_id"):  # ZeRO-3 partitioned
+                with deepspeed.zero.GatheredParameters([p], modifier_rank=None):
+                    yield name, p.detach().clone()
+            else:
+                yield name, p.detach()
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def save(self, directory: str, tag: str, client_state: dict) -> None:
+        self.engine.save_checkpoint(directory, tag=tag, client_state=client_state)
+
+    def load(self, directory: str, tag: str) -> dict:
+        _, client_state = self.engine.load_checkpoint(directory, tag=tag)
+        return client_state or {}
+
+
+@register_trainer("deepspeed")
+def deepspeed_trainer(*args, **kwargs) -> DeepSpeedTrainer:
+    """DeepSpeed ZeRO 0-3 engine with torch AdamW; shared by every algorithm."""
+    return DeepSpeedTrainer(*args, **kwargs)
+
+
+def setup_distributed() -> None:
+    """Join the process group the launcher (deepspeed / torchrun) set up, or make a 1-process one."""
+    import deepspeed
+
+    for key, val in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():
+        os.environ.setdefault(key, val)
+    if "MASTER_PORT" not in os.environ:
+        import socket
+
+        with contextlib.closing(socket.socket()) as s:
+            s.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(s.getsockname()[1])
+    if not torch.distributed.is_initialized():
+        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")

@@ -1,0 +1,55 @@
+"""Shared fixtures. Tests use the tiny random model (built once from a config, no download)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from rapidbench.config import SamplerConfig, TrainConfig
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> str:
+    from rapidbench.models import resolve_model
+
+    return resolve_model("tiny-random")
+
+
+@pytest.fixture(scope="session")
+def dist():
+    """A one-process gloo group, as `python launchers/run.py` makes (DeepSpeed needs one)."""
+    from rapidbench.trainer import setup_distributed
+
+    setup_distributed()
+    yield
+
+
+@pytest.fixture
+def sampler_args() -> SamplerConfig:
+    return SamplerConfig(dtype="float32", kv_cache_gib=1.0, max_model_len=512)
+
+
+@pytest.fixture
+def train_cfg() -> TrainConfig:
+    return TrainConfig(dtype="float32", lr=1e-3, micro_batch_size=4, grad_clip=0.0)
+
+
+def vllm_installed() -> bool:
+    from rapidbench.samplers.vllm_sampler import vllm_available
+
+    return vllm_available()
+
+
+requires_vllm = pytest.mark.skipif(not vllm_installed(), reason="vLLM not installed")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
