@@ -96,6 +96,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from rapidbench.report import comparison_table, find_runs
+
+    runs = find_runs(args.paths)
+    if not runs:
+        raise UsageError(f"no finished runs (directories with summary.json) under {', '.join(args.paths)}")
+    print(comparison_table(runs))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rapidbench", description="RL for small language models: RAPID vs GRPO/PPO/PG/DAPO, accuracy vs wall-clock.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -104,12 +114,23 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     ls = sub.add_parser("list", help="list algorithms, tasks, samplers, trainers, models, presets")
     ls.set_defaults(func=cmd_list)
+    rep = sub.add_parser("report", help="tables (and plots) from run directories")
+    rep.add_argument("paths", nargs="*", default=["results/"], help="run directories or folders holding them")
+    rep.add_argument("--no-write", action="store_true", help="print the tables only; write no files")
+    rep.set_defaults(func=cmd_report)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # Overrides may sit between flags (`--algo rapid train.lr=1e-5 --seed 1`): argparse stops
+    # collecting a positional list at the first flag, so gather the rest from the leftovers.
+    args, extra = parser.parse_known_args(argv)
+    stray = [x for x in extra if x.startswith("-") or "=" not in x or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return args.func(args)
     except (RegistryError, ConfigError, UsageError) as e:

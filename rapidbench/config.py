@@ -64,7 +64,8 @@ class TrainConfig:
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     gradient_checkpointing: bool = False
     checkpoint_every: int = 0  # optimizer steps; 0 = only at the end
-    old_logprobs: Literal["trainer", "sampler"] = "trainer"  # source of pi_old (see README)
+    old_logprobs: Literal["auto", "trainer", "sampler"] = "auto"  # source of pi_old (see README)
+    deepspeed_config: str = ""  # optional DeepSpeed JSON merged over ours ("auto" = keep ours)
 
 
 @dataclass
@@ -72,9 +73,9 @@ class EvalConfig:
     every_steps: int = 8  # 0 = only at start and end
     every_seconds: float = 0.0  # training wall-clock seconds; 0 = off
     num_problems: int = 64
-    n_samples: int = 1  # > 1 enables pass@k
-    k: list[int] = field(default_factory=lambda: [1])
-    temperature: float = 0.0  # 0 = greedy
+    n_samples: int = 4  # > 1 enables pass@k
+    k: list[int] = field(default_factory=lambda: [1, 4])
+    temperature: float = 0.7  # sampled accuracy, as in training; 0 = greedy
     max_new_tokens: int = 0  # 0 = same as generation
     at_start: bool = True
 

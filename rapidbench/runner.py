@@ -70,6 +70,11 @@ def all_reduce_mean(values: list[float]) -> list[float]:
     return (t / torch.distributed.get_world_size()).tolist()
 
 
+def staleness_canary(trainer_logps: torch.Tensor, behaviour_logps: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean token ratio pi_trainer / pi_sampler right after a sync: ~1 unless weights are stale. [N, T] -> float."""
+    return float((torch.exp(trainer_logps - behaviour_logps) * mask).sum() / mask.sum().clamp(min=1))
+
+
 class Run:
     def __init__(self, cfg: Config):
         self.cfg = cfg
@@ -181,7 +186,8 @@ class Run:
         clock = Clock(offset=state.wall_s, off_clock_offset=state.off_clock_s)
         stream = ProblemStream(len(self.train_problems), cfg.seed, **state.stream)
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + state.generation)
-        algo, G, A = self.algo, self.algo.group_size, self.algo.steps_per_generation
+        algo, G = self.algo, self.algo.group_size
+        old_source = self.old_logprob_source()
         self.progress.message(f"[rapidbench] {cfg.algo} ({algo.describe()}) on {cfg.task} with {cfg.model}, "
                               f"sampler {self.sampler.name}, ZeRO-{cfg.train.zero_stage}, {self.world} rank(s) -> {cfg.output}")
         last_eval = None
@@ -211,21 +217,17 @@ class Run:
             # ---- pi_old, reference, advantages (once per generation) ---------------------------------
             t0 = time.perf_counter()
             with clock.phase("train"):
-                self.progress.line(self._status(state, "logprobs", clock))
-                trainer_old = self.trainer.logprobs(rollouts)  # [N, T] at theta == weights just synced
-                mask = rollouts.completion_mask
-                # Staleness canary: trainer pi_old vs the sampler's behaviour log-probs.
-                canary = float((torch.exp(trainer_old - rollouts.behaviour_logps) * mask).sum() / mask.sum().clamp(min=1))
-                rollouts.old_logps = trainer_old if cfg.train.old_logprobs == "trainer" else rollouts.behaviour_logps
+                canary = None
+                if old_source == "trainer":
+                    self.progress.line(self._status(state, "logprobs", clock))
+                    rollouts.old_logps = self.trainer.logprobs(rollouts)  # [N, T] at theta == weights just synced
+                    canary = staleness_canary(rollouts.old_logps, rollouts.behaviour_logps, rollouts.completion_mask)
+                else:
+                    rollouts.old_logps = rollouts.behaviour_logps
                 if algo.needs.reference_model:
                     rollouts.ref_logps = self.trainer.logprobs(rollouts, which="ref")
                 algo.advantages(rollouts)
             prep_s = time.perf_counter() - t0
-            canary = all_reduce_mean([canary])[0]
-            if abs(canary - 1) > cfg.sampler_args.staleness_tolerance:
-                self.progress.message(f"[rapidbench] WARNING: staleness canary {canary:.4f} (mean pi_trainer/pi_sampler "
-                                      f"right after a sync) is off 1 by more than {cfg.sampler_args.staleness_tolerance}: "
-                                      "sampler weights may be stale or log-probs inconsistent")
             reward_mean, reward_std, tokens = all_reduce_mean(
                 [float(rollouts.rewards.mean()), float(rollouts.rewards.std()) if rollouts.size > 1 else 0.0,
                  float(rollouts.num_tokens)])
@@ -236,13 +238,13 @@ class Run:
                 self.progress.line(self._status(state, f"train {j + 1}/{len(batches)}", clock, reward_mean))
                 with clock.phase("train"):
                     mb = rollouts.select(idx)
-                    if algo.needs.step_logprobs:
-                        # theta == pi_old exactly at the first step when pi_old is the trainer's own.
-                        exact = j == 0 and cfg.train.old_logprobs == "trainer"
-                        cur = mb.old_logps if exact else self.trainer.logprobs(mb)
-                        algo.step_advantages(mb, cur)
-                    stats = self.trainer.step(mb, algo)
+                    # theta == pi_old exactly at the first step when pi_old is the trainer's own.
+                    stats = self.trainer.step(mb, algo, old_is_current=(j == 0 and old_source == "trainer"))
                 train_s = time.perf_counter() - t0 + (prep_s if j == 0 else 0.0)
+                if j == 0:
+                    # With pi_old from the sampler, the first step's own ratio pi_theta/pi_behaviour is the canary.
+                    canary = all_reduce_mean([canary if canary is not None else stats["ratio_mean"]])[0]
+                    self._check_canary(canary)
                 state.step += 1
                 last = j == len(batches) - 1
                 out_of_time = bool(cfg.time_budget) and clock.training_s() >= cfg.time_budget
@@ -277,6 +279,23 @@ class Run:
             if stop or (ck and (state.step // ck) > ((state.step - len(batches)) // ck)):
                 self.checkpoint(state, clock)
         return self._finish(state, clock, last_eval)
+
+    def old_logprob_source(self) -> str:
+        """Where pi_old comes from. `auto`: the sampler's behaviour log-probs when sampler and trainer
+        both compute in fp32 (they agree to ~1e-5, see tests/test_sampler.py, and a whole forward pass
+        per generation is saved), else the trainer recomputes them (bf16 kernels differ)."""
+        choice = self.cfg.train.old_logprobs
+        if choice != "auto":
+            return choice
+        both_fp32 = self.trainer.dtype == torch.float32 and getattr(self.sampler, "dtype", None) == torch.float32
+        return "sampler" if both_fp32 else "trainer"
+
+    def _check_canary(self, canary: float) -> None:
+        tol = self.cfg.sampler_args.staleness_tolerance
+        if abs(canary - 1) > tol:
+            self.progress.message(f"[rapidbench] WARNING: staleness canary {canary:.4f} (mean pi_trainer/pi_sampler on "
+                                  f"the first step after a sync) is off 1 by more than {tol}: sampler weights may be "
+                                  "stale or log-probs inconsistent")
 
     def _status(self, state: LoopState, phase: str, clock: Clock, reward: float | None = None) -> str:
         s = f"step {state.step}" + (f"/{self.cfg.max_steps}" if self.cfg.max_steps else "") + f" | {phase:<11}"

@@ -8,6 +8,7 @@ sampler, and saves / loads checkpoints.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from typing import Iterator
 
@@ -28,7 +29,7 @@ def ds_config(train, micro_batch: int, grad_accum: int, world_size: int, dtype: 
         zero["offload_param"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
     if train.zero_stage == 3:
         zero["stage3_gather_16bit_weights_on_model_save"] = False
-    return {
+    cfg = {
         "train_micro_batch_size_per_gpu": micro_batch,
         "gradient_accumulation_steps": grad_accum,
         "train_batch_size": micro_batch * grad_accum * world_size,
@@ -40,6 +41,23 @@ def ds_config(train, micro_batch: int, grad_accum: int, world_size: int, dtype: 
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
+    if train.deepspeed_config:
+        with open(train.deepspeed_config) as f:
+            cfg = merge_ds_json(cfg, json.load(f))
+    return cfg
+
+
+def merge_ds_json(ours: dict, theirs: dict) -> dict:
+    """Merge a user's DeepSpeed JSON over ours; a value of "auto" keeps ours (HF Trainer's convention)."""
+    out = dict(ours)
+    for key, value in theirs.items():
+        if value == "auto":
+            continue
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_ds_json(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def lr_lambda(schedule: str, warmup: int, total: int):
@@ -143,23 +161,36 @@ class DeepSpeedTrainer:
         return torch.cat(out, 0)  # [N, T]
 
     # -- one optimizer step -----------------------------------------------------------------------
-    def step(self, mb: Rollouts, algo: Algorithm) -> dict[str, float]:
+    def step(self, mb: Rollouts, algo: Algorithm, old_is_current: bool = False) -> dict[str, float]:
         """One optimizer step on mini-batch `mb` (this rank's shard), accumulated over micro-batches.
 
         Each micro-batch's loss is already divided by the whole mini-batch's normaliser, so the
         accumulated gradient equals one big batch's; DeepSpeed must not divide by the count again.
+
+        Algorithms with `needs.step_logprobs` (RAPID) get the current policy's log-probs of the
+        whole mini-batch before the loss: `mb.old_logps` when `old_is_current` (theta == pi_old
+        exactly), else from the training forward itself when the mini-batch is one micro-batch
+        (no extra pass), else from a no-grad pass.
         """
         self.engine.train()
         norm = algo.normaliser(mb) * self.world_size  # DP averages gradients over ranks
         chunks = [torch.arange(s, min(s + self.micro_batch, mb.size)) for s in range(0, mb.size, self.micro_batch)]
         if len(chunks) > self.grad_accum:
             raise RuntimeError(f"mini-batch of {mb.size} needs {len(chunks)} micro-batches > accumulation {self.grad_accum}")
+        fused = False
+        if algo.needs.step_logprobs:
+            if old_is_current:
+                algo.step_advantages(mb, mb.old_logps)
+            elif len(chunks) == 1:
+                fused = True
+            else:
+                algo.step_advantages(mb, self.logprobs(mb))
         total, stats_sum = 0.0, {}
         for i in range(self.grad_accum):
             # Ranks may hold fewer rows than the accumulation count: an empty slot steps with zero loss
             # so every rank reaches the boundary (and the all-reduce) together.
             idx = chunks[i] if i < len(chunks) else chunks[-1][:0]
-            loss, stats = self._micro_loss(mb, idx, algo, norm) if len(idx) else (self._zero_loss(), {})
+            loss, stats = self._micro_loss(mb, idx, algo, norm, fused) if len(idx) else (self._zero_loss(), {})
             self.engine.backward(loss, scale_wrt_gas=False)
             if i == self.grad_accum - 1:
                 own_norm = self._grad_norm_if_untracked()
@@ -174,11 +205,14 @@ class DeepSpeedTrainer:
         out["lr"] = float(self.scheduler.get_last_lr()[0]) if self.scheduler else self.train_cfg.lr
         return out
 
-    def _micro_loss(self, mb: Rollouts, idx: torch.Tensor, algo: Algorithm, norm: float):
+    def _micro_loss(self, mb: Rollouts, idx: torch.Tensor, algo: Algorithm, norm: float, fused: bool = False):
         m = mb.select(idx)
         dev = self.device
         logps = token_logprobs(self.engine, m.input_ids.to(dev), m.attention_mask.to(dev), m.prompt_len,
                                self.temperature)  # [n, T]
+        if fused:  # the whole mini-batch is this micro-batch: its own detached log-probs are "current"
+            algo.step_advantages(m, (logps.detach().cpu() * m.completion_mask))
+            mb.extras.update(m.extras)
         adv = m.advantages.to(dev)
         inp = LossInputs(
             logps=logps,

@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from rapidbench.config import SamplerConfig, TrainConfig
+from rapidbench.config import SamplerConfig
 
 
 def pytest_collection_modifyitems(config, items):
@@ -35,14 +35,25 @@ def dist():
     yield
 
 
-@pytest.fixture
-def sampler_args() -> SamplerConfig:
-    return SamplerConfig(dtype="float32", kv_cache_gib=1.0, max_model_len=512)
+@pytest.fixture(scope="session")
+def tiny_sampler(tiny_model, dist):
+    """One sampler per backend for the whole session, on the tiny model.
 
+    Closing the in-process vLLM engine tears down torch.distributed's default group (vLLM's own
+    shutdown does), which the DeepSpeed engines of later tests still use: so close once, last.
+    """
+    from rapidbench.registry import SAMPLERS
 
-@pytest.fixture
-def train_cfg() -> TrainConfig:
-    return TrainConfig(dtype="float32", lr=1e-3, micro_batch_size=4, grad_clip=0.0)
+    made = {}
+
+    def get(name: str):
+        if name not in made:
+            made[name] = SAMPLERS.get(name)(tiny_model, SamplerConfig(dtype="float32", kv_cache_gib=1.0, max_model_len=512), seed=0)
+        return made[name]
+
+    yield get
+    for s in made.values():
+        s.close()
 
 
 def vllm_installed() -> bool:

@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from rapidbench.algorithms.base import Needs
-from rapidbench.registry import SAMPLERS
 from rapidbench.rollouts import build_rollouts
 from rapidbench.samplers.base import SamplingParams
 from rapidbench.trainer import DeepSpeedTrainer
@@ -28,14 +27,8 @@ def trainer(tiny_model, dist):
 
 
 @pytest.fixture(scope="module", params=["hf", pytest.param("vllm", marks=requires_vllm)])
-def sampler(request, tiny_model, dist):
-    from rapidbench.config import SamplerConfig
-
-    # One engine per backend for the whole module: the in-process vLLM engine tears down the
-    # default process group when it closes, so it is closed once, last.
-    s = SAMPLERS.get(request.param)(tiny_model, SamplerConfig(dtype="float32", kv_cache_gib=1.0, max_model_len=512), seed=0)
-    yield s
-    s.close()
+def sampler(request, tiny_sampler):
+    return tiny_sampler(request.param)
 
 
 def _prompt_ids(sampler):

@@ -140,6 +140,8 @@ class VLLMSampler(Sampler):
             self._asleep = False
 
     def close(self) -> None:
+        """Free the engine. vLLM's in-process shutdown also destroys torch.distributed's default
+        process group (which it shares with the trainer), so a run closes its sampler last."""
         llm = getattr(self, "llm", None)
         if llm is not None:
             del self.llm

