@@ -1,3 +1,3 @@
 """Algorithms, one file each (installed as `rapidbench.algorithms`). Importing registers the built-ins."""
 
-from rapidbench.algorithms import grpo, rapid  # noqa: F401
+from rapidbench.algorithms import dapo, grpo, pg, ppo, rapid  # noqa: F401

@@ -33,6 +33,7 @@ class Needs:
     reference_model: bool = False  # frozen copy of the initial policy (KL)
     critic: bool = False  # value model (PPO)
     step_logprobs: bool = False  # current-policy log-probs of each mini-batch before its step (RAPID)
+    critic_lr: float = 0.0  # critic learning rate (0 = the policy's)
 
 
 @dataclass
@@ -77,6 +78,16 @@ class Algorithm:
         """Row indices of each optimizer step's mini-batch (default: whole groups, shuffled, A chunks)."""
         return split_groups(rollouts.group, self.steps_per_generation, generator)
 
+    # -- rollouts -------------------------------------------------------------------------------
+    max_refill: int = 0  # extra sampling rounds allowed to replace groups `keep` drops
+
+    def keep(self, rollouts: Rollouts) -> torch.Tensor:
+        """[N] bool: rows (whole groups) worth training on; the runner refills the rest (DAPO)."""
+        return torch.ones(rollouts.size, dtype=torch.bool)
+
+    def shape_rewards(self, rollouts: Rollouts, max_new_tokens: int) -> None:
+        """Adjust task rewards in place before advantages (DAPO's overlong shaping)."""
+
     # -- advantages -----------------------------------------------------------------------------
     def advantages(self, rollouts: Rollouts) -> None:
         """Once per generation, after grading (and old/ref log-probs, values). Sets rollouts.advantages."""
@@ -93,7 +104,13 @@ class Algorithm:
             return float(mb.size)
         return float(max(1.0, mb.completion_mask.sum().item()))
 
+    def value_loss(self, inp: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
+        """Critic loss for algorithms with `needs.critic` (inp.values has grad)."""
+        raise NotImplementedError
+
     def loss(self, inp: LossInputs) -> tuple[torch.Tensor, dict[str, float]]:
+        """This micro-batch's share of the mini-batch loss, and stats. Stats must include
+        `ratio_mean` (mean pi_theta/pi_old over real tokens): the staleness canary reads it."""
         raise NotImplementedError
 
     def describe(self) -> str:

@@ -21,7 +21,7 @@ from rapidbench.config import Config
 from rapidbench.harness import Clock, Progress, RunFiles, pass_at_k, read_jsonl
 from rapidbench.models import resolve_model
 from rapidbench.registry import ALGORITHMS, SAMPLERS, TASKS, TRAINERS
-from rapidbench.rollouts import build_rollouts
+from rapidbench.rollouts import build_rollouts, concat
 from rapidbench.samplers.base import SamplingParams
 from rapidbench.tasks.base import Problem
 
@@ -186,7 +186,7 @@ class Run:
         clock = Clock(offset=state.wall_s, off_clock_offset=state.off_clock_s)
         stream = ProblemStream(len(self.train_problems), cfg.seed, **state.stream)
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + state.generation)
-        algo, G = self.algo, self.algo.group_size
+        algo = self.algo
         old_source = self.old_logprob_source()
         self.progress.message(f"[rapidbench] {cfg.algo} ({algo.describe()}) on {cfg.task} with {cfg.model}, "
                               f"sampler {self.sampler.name}, ZeRO-{cfg.train.zero_stage}, {self.world} rank(s) -> {cfg.output}")
@@ -198,22 +198,10 @@ class Run:
         stop = False
         while not stop:
             # ---- inference phase: pi_old frozen, A*B prompts x G completions --------------------------
-            ids = stream.take(algo.prompts_per_generation)
-            mine = [self.train_problems[i] for i in ids[self.rank :: self.world]]
-            t_gen = time.perf_counter()
             self.progress.line(self._status(state, "gen", clock))
-            with clock.phase("gen"):
-                comps = self.sampler.generate([self.prompt_ids(p) for p in mine], G, self.gen_params,
-                                              seed=cfg.seed * 1_000_003 + state.generation * self.world + self.rank)
-            gen_s = time.perf_counter() - t_gen
-            t0 = time.perf_counter()
-            with clock.phase("grade"):
-                grades = self.task.grade_many([mine[c.prompt_index] for c in comps], [c.text for c in comps])
-            grade_s = time.perf_counter() - t0
+            rollouts, first_rewards, gen_s, grade_s, short = self._sample(state, stream, clock)
             self.sampler.sleep()
-            rollouts = build_rollouts([self.prompt_ids(p) for p in mine], comps, [g.reward for g in grades],
-                                      pad_id=self.tok.pad_token_id or 0,
-                                      group_offset=state.generation * 100_000 + self.rank * 10_000)
+            algo.shape_rewards(rollouts, cfg.generation.max_new_tokens)
             # ---- pi_old, reference, advantages (once per generation) ---------------------------------
             t0 = time.perf_counter()
             with clock.phase("train"):
@@ -226,10 +214,13 @@ class Run:
                     rollouts.old_logps = rollouts.behaviour_logps
                 if algo.needs.reference_model:
                     rollouts.ref_logps = self.trainer.logprobs(rollouts, which="ref")
+                if algo.needs.critic:
+                    rollouts.values = self.trainer.values(rollouts)
                 algo.advantages(rollouts)
             prep_s = time.perf_counter() - t0
+            # Reward stats of the first sampling round: an unbiased sample of the policy's task reward.
             reward_mean, reward_std, tokens = all_reduce_mean(
-                [float(rollouts.rewards.mean()), float(rollouts.rewards.std()) if rollouts.size > 1 else 0.0,
+                [float(first_rewards.mean()), float(first_rewards.std()) if len(first_rewards) > 1 else 0.0,
                  float(rollouts.num_tokens)])
             # ---- A optimizer steps --------------------------------------------------------------
             batches = algo.minibatches(rollouts, gen)
@@ -261,6 +252,8 @@ class Run:
                     "reward_mean": round(reward_mean, 6), "reward_std": round(reward_std, 6),
                     "tokens": int(tokens * self.world) if j == 0 else 0, "staleness_canary": round(canary, 6),
                 }
+                if algo.max_refill:
+                    row["groups_short"] = short
                 row.update({k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()})
                 row.update({k: round(v, 6) for k, v in mb.extras.items() if isinstance(v, float)})
                 self.files.append(self.files.metrics, row)
@@ -279,6 +272,43 @@ class Run:
             if stop or (ck and (state.step // ck) > ((state.step - len(batches)) // ck)):
                 self.checkpoint(state, clock)
         return self._finish(state, clock, last_eval)
+
+    def _sample(self, state: LoopState, stream: ProblemStream, clock: Clock):
+        """Generate and grade this rank's share of a generation's prompts x G completions.
+
+        Rows the algorithm does not `keep` (DAPO: groups with equal rewards) are replaced by
+        sampling more prompts, up to `algo.max_refill` extra rounds; all ranks do the same number
+        of rounds. If still short, dropped groups fill the batch so its shape stays fixed.
+        Returns (rollouts, first-round task rewards [n], gen_s, grade_s, groups short).
+        """
+        algo, cfg = self.algo, self.cfg
+        need = algo.prompts_per_generation // self.world  # groups this rank trains on
+        batches, gen_s, grade_s = [], 0.0, 0.0
+        for rnd in range(1 + algo.max_refill):
+            ids = stream.take(algo.prompts_per_generation)  # every rank takes the same ids: streams stay in step
+            mine = [self.train_problems[i] for i in ids[self.rank :: self.world]]
+            prompt_ids = [self.prompt_ids(p) for p in mine]
+            t0 = time.perf_counter()
+            with clock.phase("gen"):
+                comps = self.sampler.generate(prompt_ids, algo.group_size, self.gen_params,
+                                              seed=cfg.seed * 1_000_003 + (state.generation * 8 + rnd) * self.world + self.rank)
+            gen_s += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            with clock.phase("grade"):
+                grades = self.task.grade_many([mine[c.prompt_index] for c in comps], [c.text for c in comps])
+            grade_s += time.perf_counter() - t0
+            batches.append(build_rollouts(prompt_ids, comps, [g.reward for g in grades], pad_id=self.tok.pad_token_id or 0,
+                                          group_offset=state.generation * 100_000 + rnd * 10_000 + self.rank * 1_000))
+            kept = sum(len(torch.unique(b.group[algo.keep(b)])) for b in batches)
+            if all_reduce_mean([float(kept >= need)])[0] == 1.0:
+                break
+        everything = concat(batches)
+        keep = algo.keep(everything)
+        order = [*torch.unique(everything.group[keep]).tolist(), *torch.unique(everything.group[~keep]).tolist()]
+        chosen = order[:need]
+        rows = torch.cat([torch.nonzero(everything.group == g).flatten() for g in chosen])
+        short = max(0, need - len(torch.unique(everything.group[keep])))
+        return everything.select(rows), batches[0].rewards, gen_s, grade_s, short
 
     def old_logprob_source(self) -> str:
         """Where pi_old comes from. `auto`: the sampler's behaviour log-probs when sampler and trainer

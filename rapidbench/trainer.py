@@ -93,6 +93,13 @@ def token_logprobs(model, ids: torch.Tensor, attn: torch.Tensor, prompt_len: int
     return picked - torch.logsumexp(logits, -1)  # [n, T]
 
 
+def token_values(critic, ids: torch.Tensor, attn: torch.Tensor, prompt_len: int) -> torch.Tensor:
+    """Critic value of the state before each completion token. ids, attn: [n, P+T] -> [n, T]."""
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)  # [n, P+T]
+    out = critic(input_ids=ids, attention_mask=attn, position_ids=pos).logits  # [n, P+T, 1]
+    return out[:, prompt_len - 1 : -1, 0].float()  # [n, T]
+
+
 class DeepSpeedTrainer:
     """DeepSpeed engine (ZeRO 0-3, offload, bf16, clipping, accumulation) with a torch AdamW."""
 
@@ -140,8 +147,20 @@ class DeepSpeedTrainer:
             ref_cfg = {**self._ds_cfg, "zero_optimization": {"stage": 3 if train.zero_stage == 3 else 0}}
             self.ref, *_ = deepspeed.initialize(model=ref, config=ref_cfg)
             self.ref.eval()
+        self.critic = None
         if needs.critic:
-            raise NotImplementedError("critic models arrive with the PPO algorithm (issue 5)")
+            # The value model: the policy's backbone with a fresh scalar head, its own engine and AdamW.
+            from transformers import AutoModelForTokenClassification
+
+            if train.zero_stage == 3:
+                with deepspeed.zero.Init(config_dict_or_path=self._ds_cfg):
+                    critic = AutoModelForTokenClassification.from_pretrained(model_path, num_labels=1, dtype=self.dtype)
+            else:
+                critic = AutoModelForTokenClassification.from_pretrained(model_path, num_labels=1, dtype=self.dtype)
+            critic.config.use_cache = False
+            copt = torch.optim.AdamW(critic.parameters(), lr=needs.critic_lr or train.lr,
+                                     betas=(train.adam_beta1, train.adam_beta2), weight_decay=train.weight_decay)
+            self.critic, *_ = deepspeed.initialize(model=critic, optimizer=copt, config=self._ds_cfg)
 
     # -- log-probs --------------------------------------------------------------------------------
     @torch.no_grad()
@@ -159,6 +178,19 @@ class DeepSpeedTrainer:
         if was_training:
             engine.train()
         return torch.cat(out, 0)  # [N, T]
+
+    @torch.no_grad()
+    def values(self, rollouts: Rollouts) -> torch.Tensor:
+        """[N, T] critic values of the state before each completion token, micro-batched."""
+        self.critic.eval()
+        out = []
+        for start in range(0, rollouts.size, self.micro_batch):
+            mb = rollouts.select(torch.arange(start, min(start + self.micro_batch, rollouts.size)))
+            v = token_values(self.critic, mb.input_ids.to(self.device), mb.attention_mask.to(self.device),
+                             mb.prompt_len).cpu() * mb.completion_mask  # [n, t]
+            out.append(torch.nn.functional.pad(v, (0, rollouts.completion_mask.shape[1] - v.shape[1])))
+        self.critic.train()
+        return torch.cat(out, 0)
 
     # -- one optimizer step -----------------------------------------------------------------------
     def step(self, mb: Rollouts, algo: Algorithm, old_is_current: bool = False) -> dict[str, float]:
@@ -203,7 +235,31 @@ class DeepSpeedTrainer:
         gn = self.engine.get_global_grad_norm()
         out["grad_norm"] = float(gn) if gn is not None else own_norm
         out["lr"] = float(self.scheduler.get_last_lr()[0]) if self.scheduler else self.train_cfg.lr
+        if self.critic is not None:
+            out.update(self._critic_step(mb, algo, norm, chunks))
         return out
+
+    def _critic_step(self, mb: Rollouts, algo: Algorithm, norm: float, chunks: list[torch.Tensor]) -> dict[str, float]:
+        """One critic optimizer step on the same mini-batch (same accumulation rule as the policy)."""
+        stats_sum: dict[str, float] = {}
+        for i in range(self.grad_accum):
+            idx = chunks[i] if i < len(chunks) else chunks[-1][:0]
+            if len(idx):
+                m = mb.select(idx)
+                dev = self.device
+                vals = token_values(self.critic, m.input_ids.to(dev), m.attention_mask.to(dev), m.prompt_len)
+                loss, stats = algo.value_loss(LossInputs(
+                    logps=vals.detach(), old_logps=vals.detach(), mask=m.completion_mask.to(dev),
+                    advantages=m.advantages.to(dev), norm=norm, values=vals,
+                    old_values=m.values.to(dev), returns=m.returns.to(dev)))
+            else:
+                p = next(self.critic.module.parameters())
+                loss, stats = (p.sum() * 0.0).float(), {}
+            self.critic.backward(loss, scale_wrt_gas=False)
+            self.critic.step()
+            for k, v in stats.items():
+                stats_sum[k] = stats_sum.get(k, 0.0) + v * len(idx)
+        return {k: v / mb.size for k, v in stats_sum.items()}
 
     def _micro_loss(self, mb: Rollouts, idx: torch.Tensor, algo: Algorithm, norm: float, fused: bool = False):
         m = mb.select(idx)

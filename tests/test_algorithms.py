@@ -162,3 +162,76 @@ def test_split_groups_keeps_groups_whole_and_same_prompt():
     assert [c.tolist() for c in other] != [c.tolist() for c in chunks]
     with pytest.raises(ValueError, match="cannot be split"):
         split_groups(group, 3, torch.Generator())
+
+
+# ---- PG, DAPO, PPO --------------------------------------------------------------------------------
+from rapidbench.algorithms.dapo import DAPO, DAPOOptions, informative_groups, overlong_penalty  # noqa: E402
+from rapidbench.algorithms.pg import PG, PGOptions  # noqa: E402
+from rapidbench.algorithms.ppo import PPO, PPOOptions, clipped_value_loss, gae, token_rewards  # noqa: E402
+
+
+def clip_tok(rho: float, adv: float, lo: float, hi: float) -> float:
+    return -min(rho * adv, min(max(rho, 1 - lo), 1 + hi) * adv)
+
+
+def test_pg_loss_by_hand():
+    adv = torch.tensor([0.5, -0.5, 0.0, 0.0])
+    toks = [[-0.5 * math.exp(0.1), -0.5 * math.exp(-0.3)], [0.5 * math.exp(0.3), 0.5 * 1.0], [0.0, 0.0], [0.0]]
+    want = sum(sum(t) / len(t) for t in toks) / 4
+    assert loss_of(PG(PGOptions()), adv) == pytest.approx(want, abs=1e-6)
+
+
+def test_dapo_clip_higher_token_level_by_hand():
+    d = torch.tensor([[0.24, -0.3], [0.3, 0.0], [0.5, 0.6], [-0.2, 5.0]])  # 0.24: rho 1.271, inside 1+0.28
+    algo = DAPO(DAPOOptions())
+    ro = rollouts_for()
+    algo.advantages(ro)
+    a = 0.5 / (math.sqrt(0.5) + 1e-4)  # group 0: (r - mean) / (unbiased std + eps); group 1 all equal: 0
+    assert ro.advantages.tolist() == pytest.approx([a, -a, 0.0, 0.0], abs=1e-6)
+    toks = [clip_tok(math.exp(0.24), a, 0.2, 0.28), clip_tok(math.exp(-0.3), a, 0.2, 0.28),
+            clip_tok(math.exp(0.3), -a, 0.2, 0.28), clip_tok(1.0, -a, 0.2, 0.28)]
+    assert toks[0] == pytest.approx(-math.exp(0.24) * a)  # clip-higher: not clipped at 1.2 any more
+    want = sum(toks) / 7  # token-level: all real tokens of the mini-batch
+    assert loss_of(algo, ro.advantages, new=OLD + d) == pytest.approx(want, abs=1e-6)
+
+
+def test_dapo_overlong_and_dynamic_sampling():
+    lengths = torch.tensor([30, 36, 42, 48, 50])
+    # L_max 48, L_cache 12: no penalty up to 36, linear to -1 at 48, -1 past it
+    assert overlong_penalty(lengths, 48, 12).tolist() == pytest.approx([0.0, 0.0, -0.5, -1.0, -1.0])
+    assert informative_groups(REWARDS, GROUP).tolist() == [True, True, False, False]
+    algo = DAPO(DAPOOptions())
+    assert algo.keep(rollouts_for()).tolist() == [True, True, False, False] and algo.max_refill == 3
+    assert DAPO(DAPOOptions(dynamic_sampling=False)).max_refill == 0
+
+
+def test_gae_by_hand():
+    r = torch.tensor([[0.0, 0.0, 1.0, 0.0]])
+    v = torch.tensor([[0.5, 0.6, 0.7, 9.0]])  # 9.0 sits on padding and must not leak in
+    m = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    g, lam = 0.9, 0.8
+    d2 = 1.0 + g * 0.0 - 0.7
+    d1 = 0.0 + g * 0.7 - 0.6
+    d0 = 0.0 + g * 0.6 - 0.5
+    a2 = d2
+    a1 = d1 + g * lam * a2
+    a0 = d0 + g * lam * a1
+    adv, ret = gae(r, v, m, g, lam)
+    assert adv.tolist()[0] == pytest.approx([a0, a1, a2, 0.0], abs=1e-6)
+    assert ret.tolist()[0] == pytest.approx([a0 + 0.5, a1 + 0.6, a2 + 0.7, 0.0], abs=1e-6)
+
+
+def test_ppo_token_rewards_value_loss_and_policy_loss_by_hand():
+    tr = token_rewards(torch.tensor([1.0, 0.0]), torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]),
+                       kl=torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]]), kl_coef=0.5)
+    assert tr.flatten().tolist() == pytest.approx([-0.05, 1.0 - 0.1, 0.0, -0.2, 0.0, 0.0])
+    # V 1.0, V_old 0.5, R 0.8: unclipped (0.2)^2, clipped V 0.7 -> (0.1)^2; max -> 0.04; half -> 0.02
+    vl = clipped_value_loss(torch.tensor([[1.0]]), torch.tensor([[0.5]]), torch.tensor([[0.8]]), 0.2)
+    assert vl.item() == pytest.approx(0.02)
+    algo = PPO(PPOOptions())
+    adv = torch.tensor([[0.3, -0.2], [1.0, 0.5], [0.0, 0.0], [-1.0, 7.0]])  # per token; 7.0 on padding
+    rho = D.exp().tolist()
+    toks = [clip_tok(rho[0][0], 0.3, .2, .2), clip_tok(rho[0][1], -0.2, .2, .2), clip_tok(rho[1][0], 1.0, .2, .2),
+            clip_tok(rho[1][1], 0.5, .2, .2), 0.0, 0.0, clip_tok(rho[3][0], -1.0, .2, .2)]
+    assert loss_of(algo, adv) == pytest.approx(sum(toks) / 7, abs=1e-6)
+    assert algo.needs.critic and not algo.needs.reference_model

