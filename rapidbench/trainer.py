@@ -100,6 +100,15 @@ def token_values(critic, ids: torch.Tensor, attn: torch.Tensor, prompt_len: int)
     return out[:, prompt_len - 1 : -1, 0].float()  # [n, T]
 
 
+def disable_dropout(model: torch.nn.Module) -> torch.nn.Module:
+    """RL needs deterministic forwards: pi_old, pi_theta and values must be comparable across passes.
+    (LlamaForTokenClassification, our critic, ships a 0.1 dropout on its head by default.)"""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+    return model
+
+
 class DeepSpeedTrainer:
     """DeepSpeed engine (ZeRO 0-3, offload, bf16, clipping, accumulation) with a torch AdamW."""
 
@@ -120,13 +129,11 @@ class DeepSpeedTrainer:
         self.grad_accum = -(-per_rank // self.micro_batch)
         torch.manual_seed(seed)
 
-        def load(dtype):
-            kw = {"dtype": dtype}
-            if train.zero_stage == 3:
-                # Parameters are partitioned as they are created: no rank holds the whole model.
-                with deepspeed.zero.Init(config_dict_or_path=self._ds_cfg):
-                    return AutoModelForCausalLM.from_pretrained(model_path, **kw)
-            return AutoModelForCausalLM.from_pretrained(model_path, **kw)
+        def load(dtype, auto=AutoModelForCausalLM, **kw):
+            # ZeRO-3: parameters are partitioned as they are created; no rank holds the whole model.
+            ctx = deepspeed.zero.Init(config_dict_or_path=self._ds_cfg) if train.zero_stage == 3 else contextlib.nullcontext()
+            with ctx:
+                return disable_dropout(auto.from_pretrained(model_path, dtype=dtype, **kw))
 
         self._ds_cfg = ds_config(train, self.micro_batch, self.grad_accum, self.world_size, self.dtype)
         model = load(torch.float32 if self.dtype == torch.float32 else self.dtype)
@@ -152,11 +159,7 @@ class DeepSpeedTrainer:
             # The value model: the policy's backbone with a fresh scalar head, its own engine and AdamW.
             from transformers import AutoModelForTokenClassification
 
-            if train.zero_stage == 3:
-                with deepspeed.zero.Init(config_dict_or_path=self._ds_cfg):
-                    critic = AutoModelForTokenClassification.from_pretrained(model_path, num_labels=1, dtype=self.dtype)
-            else:
-                critic = AutoModelForTokenClassification.from_pretrained(model_path, num_labels=1, dtype=self.dtype)
+            critic = load(self.dtype, AutoModelForTokenClassification, num_labels=1)
             critic.config.use_cache = False
             copt = torch.optim.AdamW(critic.parameters(), lr=needs.critic_lr or train.lr,
                                      betas=(train.adam_beta1, train.adam_beta2), weight_decay=train.weight_decay)
