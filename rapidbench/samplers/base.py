@@ -25,6 +25,7 @@ class SamplingParams:
     temperature: float = 0.7
     top_p: float = 1.0
     top_k: int = -1
+    ignore_eos: bool = False  # benchmarks: every completion runs to max_new_tokens
 
 
 def cpu_supports_fast_bf16() -> bool:

@@ -58,6 +58,7 @@ class HFSampler(Sampler):
             input_ids=input_ids.to(self.device),
             attention_mask=attn.to(self.device),
             max_new_tokens=params.max_new_tokens,
+            min_new_tokens=params.max_new_tokens if params.ignore_eos else 0,
             pad_token_id=pad,
             eos_token_id=self.eos_ids,
             output_scores=True,  # processed scores: after temperature / top-p, as sampled
@@ -74,7 +75,7 @@ class HFSampler(Sampler):
             n_real = len(toks)
             finish = "length"
             for t, tok in enumerate(toks):
-                if tok in self.eos_ids:
+                if tok in self.eos_ids and not params.ignore_eos:
                     n_real, finish = t + 1, "stop"  # the EOS token was sampled: it counts
                     break
             toks = toks[:n_real]

@@ -103,6 +103,7 @@ class VLLMSampler(Sampler):
             max_tokens=params.max_new_tokens,
             logprobs=0,  # the sampled token's own log-prob only
             seed=seed,
+            ignore_eos=params.ignore_eos,
         )
         outs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids], sp, use_tqdm=False)
         result: list[Completion] = []
