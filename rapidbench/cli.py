@@ -107,6 +107,22 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_grade(args: argparse.Namespace) -> int:
+    from rapidbench.registry import TASKS
+
+    cls = TASKS.get(args.task)
+    task = cls(cls.Options())
+    try:
+        problem = task.problem(args.id)
+    except KeyError as e:
+        raise UsageError(f"task {args.task}: {e.args[0]}") from None
+    text = sys.stdin.read() if args.completion == "-" else Path(args.completion).read_text()
+    g = task.grade(problem, text)
+    print(json.dumps({"task": args.task, "id": args.id, "reward": g.reward, "passed": g.passed,
+                      "status": g.status, "detail": g.detail}))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rapidbench", description="RL for small language models: RAPID vs GRPO/PPO/PG/DAPO, accuracy vs wall-clock.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -119,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("paths", nargs="*", default=["results/"], help="run directories or folders holding them")
     rep.add_argument("--no-write", action="store_true", help="print the tables only; write no files")
     rep.set_defaults(func=cmd_report)
+    gr = sub.add_parser("grade", help="grade one completion for one problem; prints one JSON line")
+    gr.add_argument("--task", required=True)
+    gr.add_argument("--id", required=True, help="native problem id (gsm8k: test-0, train-12; arith: test-3)")
+    gr.add_argument("--completion", required=True, metavar="FILE", help="file with the completion, or - for stdin")
+    gr.set_defaults(func=cmd_grade)
     return p
 
 

@@ -48,7 +48,7 @@ class Task:
         for p in [*self.test_problems(), *self.train_problems()]:
             if p.id == problem_id:
                 return p
-        raise KeyError(problem_id)
+        raise KeyError(f"no problem '{problem_id}'")
 
     # -- prompts ----------------------------------------------------------------------------------
     def render_prompt(self, problem: Problem, tokenizer: Any) -> str:

@@ -71,6 +71,7 @@ def test_grpo_end_to_end_hf(tmp_path):
     ("ppo", []),
     ("pg", []),
     ("dapo", ["generation.temperature=1.0"]),
+    ("grpo", ["algo_args.kl_coef=0.1"]),  # the frozen reference model path
 ])
 def test_baselines_end_to_end_hf(tmp_path, algo, extra):
     out = tmp_path / algo
@@ -81,6 +82,8 @@ def test_baselines_end_to_end_hf(tmp_path, algo, extra):
         assert all("value_loss" in r for r in rows)
     if algo == "dapo":
         assert all("groups_short" in r for r in rows)
+    if "algo_args.kl_coef=0.1" in extra:
+        assert all("kl" in r for r in rows)
 
 
 PLUGIN = '''

@@ -109,3 +109,30 @@ def test_auto_says_what_it_picked(monkeypatch, tiny_model, capsys):
     monkeypatch.setitem(sys.modules, "vllm", None)
     s = SAMPLERS.get("auto")(tiny_model, SamplerConfig(dtype="float32"))
     assert s.name == "HFSampler" and "sampler auto -> hf (vLLM not installed)" in capsys.readouterr().err
+
+
+@requires_vllm
+def test_model_too_large_for_kv_cache_is_a_clear_error(tmp_path):
+    """A context that cannot fit the KV-cache budget fails at start with what to change, not a hang."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "kv.py"
+    script.write_text(
+        "import sys\n"
+        "if __name__ == '__main__':\n"
+        "    from rapidbench.config import SamplerConfig\n"
+        "    from rapidbench.models import resolve_model\n"
+        "    from rapidbench.samplers.vllm_sampler import SamplerError, VLLMSampler\n"
+        "    try:\n"
+        "        VLLMSampler(resolve_model('smollm2-135m'), SamplerConfig(dtype='float32', kv_cache_gib=1, max_model_len=200_000))\n"
+        "    except SamplerError as e:\n"
+        "        print('SAMPLER_ERROR', e)\n"
+        "        sys.exit(3)\n"
+    )
+    # SmolLM2 caches ~46 KB per token: 1 GiB holds ~23k tokens, far below 200k.
+    env = {**__import__("os").environ, "VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 3, r.stderr[-2000:]
+    line = [x for x in r.stdout.splitlines() if x.startswith("SAMPLER_ERROR")][0]
+    assert "cannot fit" in line and "kv_cache_gib" in line and "max_model_len" in line

@@ -1,0 +1,65 @@
+"""CUDA-only paths (skipped on CPU machines; run with `pytest -m gpu` where a GPU is present):
+bf16 defaults, vLLM sleep/wake around training, NCCL data parallel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from rapidbench.algorithms.base import Needs
+from rapidbench.samplers.base import pick_dtype
+
+ROOT = Path(__file__).resolve().parent.parent
+gpu = pytest.mark.gpu
+
+
+def test_dtype_auto_follows_the_hardware():
+    from rapidbench.samplers.base import cpu_supports_fast_bf16
+
+    assert pick_dtype("float32", "cpu") == torch.float32
+    assert pick_dtype("auto", "cpu") == (torch.bfloat16 if cpu_supports_fast_bf16() else torch.float32)
+
+
+@gpu
+def test_cuda_vllm_bf16_sync_sleep_wake(tiny_model, dist):
+    from rapidbench.config import SamplerConfig, TrainConfig
+    from rapidbench.rollouts import build_rollouts
+    from rapidbench.samplers.base import SamplingParams
+    from rapidbench.samplers.vllm_sampler import VLLMSampler
+    from rapidbench.trainer import DeepSpeedTrainer
+
+    assert pick_dtype("auto", "cuda:0") in (torch.bfloat16, torch.float16)
+    trainer = DeepSpeedTrainer(tiny_model, TrainConfig(micro_batch_size=8), mini_batch=8, temperature=0.8,
+                               needs=Needs(), total_steps=10)
+    sampler = VLLMSampler(tiny_model, SamplerConfig(gpu_memory_utilization=0.2, sleep_between_phases=True), seed=0)
+    with torch.no_grad():
+        for p in trainer.engine.module.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    sampler.sleep()  # training phase: KV cache released
+    sampler.update_weights(trainer.named_params())  # wakes first
+    tok = sampler.tokenizer
+    ids = [tok("What is 2 + 3?", add_special_tokens=False)["input_ids"]]
+    comps = sampler.generate(ids, 8, SamplingParams(max_new_tokens=16, temperature=0.8), seed=0)
+    ro = build_rollouts(ids, comps, [0.0] * len(comps), pad_id=tok.pad_token_id)
+    d = (trainer.logprobs(ro) - ro.behaviour_logps).abs() * ro.completion_mask
+    mean = float(d.sum() / ro.completion_mask.sum())
+    print(f"bf16 max {float(d.max()):.4f} mean {mean:.5f}")
+    assert mean < 2e-2  # bf16 kernels differ; the trainer then recomputes pi_old (old_logprobs=auto)
+    sampler.close()
+
+
+@gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_deepspeed_launcher_two_gpus_nccl(tmp_path):
+    out = tmp_path / "run"
+    r = subprocess.run(["deepspeed", "--num_gpus", "2", str(ROOT / "launchers" / "run.py"), "--output", str(out),
+                        "--model", "tiny-random", "--max-steps", "2", "--no-progress", "--sampler", "vllm",
+                        "generation.max_new_tokens=8", "eval.num_problems=4", "algo_args.prompts_per_step=2"],
+                       capture_output=True, text=True, timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["world_size"] == 2

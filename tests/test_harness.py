@@ -1,0 +1,36 @@
+"""Harness pieces: the training clock leaves evaluation and checkpointing out; pass@k by hand."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from rapidbench.harness import Clock, pass_at_k
+
+
+def test_clock_excludes_eval_and_ckpt():
+    clock = Clock()
+    with clock.phase("gen"):
+        time.sleep(0.05)
+    before = clock.training_s()
+    with clock.phase("eval"):  # a slow evaluation...
+        time.sleep(0.3)
+    with clock.phase("ckpt"):
+        time.sleep(0.1)
+    after = clock.training_s()
+    assert after - before < 0.05  # ...does not move the training axis
+    assert clock.totals["eval"] >= 0.3 and clock.totals["gen"] >= 0.05
+    resumed = Clock(offset=10.0)  # a resumed run continues its axis
+    assert resumed.training_s() >= 10.0
+
+
+def test_pass_at_k_by_hand():
+    # n = 4 samples, c = 1 correct: pass@1 = 1/4; pass@2 = 1 - C(3,2)/C(4,2) = 1 - 3/6 = 0.5
+    assert pass_at_k(4, 1, 1) == pytest.approx(0.25)
+    assert pass_at_k(4, 1, 2) == pytest.approx(0.5)
+    # n = 8, c = 2, k = 4: 1 - C(6,4)/C(8,4) = 1 - 15/70
+    assert pass_at_k(8, 2, 4) == pytest.approx(1 - 15 / 70)
+    assert pass_at_k(4, 0, 4) == 0.0 and pass_at_k(4, 4, 1) == 1.0 and pass_at_k(5, 3, 3) == 1.0
+    with pytest.raises(ValueError):
+        pass_at_k(2, 1, 3)
