@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rapidbench.config import ConfigError, preset_names, resolve
+from rapidbench.config import ConfigError, preset_description, preset_names, resolve
 from rapidbench.registry import ALL_REGISTRIES, RegistryError
 from rapidbench.samplers.vllm_sampler import SamplerError
 
@@ -93,7 +93,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  {e.name:<14} {e.description}")
     print("presets:")
     for name in preset_names():
-        print(f"  {name}")
+        print(f"  {name:<16} {preset_description(name)}")
     return 0
 
 
