@@ -25,6 +25,11 @@ def ds_config(train, micro_batch: int, grad_accum: int, world_size: int, dtype: 
     zero: dict = {"stage": train.zero_stage}
     if train.offload_optimizer:
         zero["offload_optimizer"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
+        # We always pass torch's AdamW (no op to compile, same maths everywhere); DeepSpeed refuses
+        # that with offload unless told: the CPU step is slower than DeepSpeedCPUAdam, not wrong.
+        zero_force = {"zero_force_ds_cpu_optimizer": False}
+    else:
+        zero_force = {}
     if train.offload_params:
         zero["offload_param"] = {"device": "cpu", "pin_memory": torch.cuda.is_available()}
     if train.zero_stage == 3:
@@ -38,6 +43,7 @@ def ds_config(train, micro_batch: int, grad_accum: int, world_size: int, dtype: 
         "bf16": {"enabled": dtype == torch.bfloat16},
         "fp16": {"enabled": dtype == torch.float16},
         "zero_allow_untested_optimizer": True,
+        **zero_force,
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
