@@ -231,58 +231,54 @@ class DeepSpeedTrainer:
                 fused = True
             else:
                 algo.step_advantages(mb, self.logprobs(mb))
-        total, stats_sum = 0.0, {}
-        for i in range(self.grad_accum):
-            # Ranks may hold fewer rows than the accumulation count: an empty slot steps with zero loss
-            # so every rank reaches the boundary (and the all-reduce) together.
-            idx = chunks[i] if i < len(chunks) else chunks[-1][:0]
-            loss, stats = self._micro_loss(mb, idx, algo, norm, fused) if len(idx) else (self._zero_loss(), {})
-            self.engine.backward(loss, scale_wrt_gas=False)
-            if i == self.grad_accum - 1:
-                own_norm = self._grad_norm_if_untracked()
-            self.engine.step()
-            total += float(loss.detach())
-            for k, v in stats.items():
-                stats_sum[k] = stats_sum.get(k, 0.0) + v * len(idx)
-        out = {k: v / mb.size for k, v in stats_sum.items()}
-        out["loss"] = total * self.world_size  # this rank's share x ranks ~ the global loss estimate
+        total, stats, own_norm = self._accumulate(
+            self.engine, mb, chunks, lambda m: self._micro_loss(m, algo, norm, fused, parent=mb), track_norm=True)
+        out = {**stats, "loss": total * self.world_size}  # this rank's share x ranks ~ the global loss
         gn = self.engine.get_global_grad_norm()
         out["grad_norm"] = float(gn) if gn is not None else own_norm
         out["lr"] = float(self.scheduler.get_last_lr()[0]) if self.scheduler else self.train_cfg.lr
-        if self.critic is not None:
-            out.update(self._critic_step(mb, algo, norm, chunks))
+        if self.critic is not None:  # one critic step on the same mini-batch, same accumulation rule
+            out.update(self._accumulate(self.critic, mb, chunks, lambda m: self._value_loss(m, algo, norm))[1])
         return out
 
-    def _critic_step(self, mb: Rollouts, algo: Algorithm, norm: float, chunks: list[torch.Tensor]) -> dict[str, float]:
-        """One critic optimizer step on the same mini-batch (same accumulation rule as the policy)."""
-        stats_sum: dict[str, float] = {}
+    def _accumulate(self, engine, mb: Rollouts, chunks: list[torch.Tensor], micro_loss, track_norm: bool = False):
+        """Backward each micro-batch's loss into `engine` and step at the boundary.
+
+        Ranks may hold fewer rows than the accumulation count: an empty slot steps with a zero
+        loss so every rank reaches the boundary (and the gradient all-reduce) together.
+        Returns (summed loss, row-weighted mean stats, pre-clip grad norm where we track it).
+        """
+        total, stats_sum, own_norm = 0.0, {}, float("nan")
         for i in range(self.grad_accum):
             idx = chunks[i] if i < len(chunks) else chunks[-1][:0]
             if len(idx):
-                m = mb.select(idx)
-                dev = self.device
-                vals = token_values(self.critic, m.input_ids.to(dev), m.attention_mask.to(dev), m.prompt_len)
-                loss, stats = algo.value_loss(LossInputs(
-                    logps=vals.detach(), old_logps=vals.detach(), mask=m.completion_mask.to(dev),
-                    advantages=m.advantages.to(dev), norm=norm, values=vals,
-                    old_values=m.values.to(dev), returns=m.returns.to(dev)))
+                loss, stats = micro_loss(mb.select(idx))
             else:
-                p = next(self.critic.module.parameters())
-                loss, stats = (p.sum() * 0.0).float(), {}
-            self.critic.backward(loss, scale_wrt_gas=False)
-            self.critic.step()
+                loss, stats = (next(engine.module.parameters()).sum() * 0.0).float(), {}
+            engine.backward(loss, scale_wrt_gas=False)
+            if track_norm and i == self.grad_accum - 1:
+                own_norm = self._grad_norm_if_untracked()
+            engine.step()
+            total += float(loss.detach())
             for k, v in stats.items():
                 stats_sum[k] = stats_sum.get(k, 0.0) + v * len(idx)
-        return {k: v / mb.size for k, v in stats_sum.items()}
+        return total, {k: v / mb.size for k, v in stats_sum.items()}, own_norm
 
-    def _micro_loss(self, mb: Rollouts, idx: torch.Tensor, algo: Algorithm, norm: float, fused: bool = False):
-        m = mb.select(idx)
+    def _value_loss(self, m: Rollouts, algo: Algorithm, norm: float):
+        dev = self.device
+        vals = token_values(self.critic, m.input_ids.to(dev), m.attention_mask.to(dev), m.prompt_len)  # [n, T]
+        return algo.value_loss(LossInputs(
+            logps=vals.detach(), old_logps=vals.detach(), mask=m.completion_mask.to(dev),
+            advantages=m.advantages.to(dev), norm=norm, values=vals,
+            old_values=m.values.to(dev), returns=m.returns.to(dev)))
+
+    def _micro_loss(self, m: Rollouts, algo: Algorithm, norm: float, fused: bool, parent: Rollouts):
         dev = self.device
         logps = token_logprobs(self.engine, m.input_ids.to(dev), m.attention_mask.to(dev), m.prompt_len,
                                self.temperature)  # [n, T]
         if fused:  # the whole mini-batch is this micro-batch: its own detached log-probs are "current"
             algo.step_advantages(m, (logps.detach().cpu() * m.completion_mask))
-            mb.extras.update(m.extras)
+            parent.extras.update(m.extras)  # e.g. RAPID's iw_mean, read by the runner
         adv = m.advantages.to(dev)
         inp = LossInputs(
             logps=logps,
@@ -302,11 +298,6 @@ class DeepSpeedTrainer:
         sq = sum(float(p.grad.float().pow(2).sum()) for p in self.engine.module.parameters() if p.grad is not None)
         return sq**0.5
 
-    def _zero_loss(self) -> torch.Tensor:
-        p = next(self.engine.module.parameters())
-        return (p.sum() * 0.0).float()
-
-    # -- weights for the sampler ------------------------------------------------------------------
     def named_params(self) -> Iterator[tuple[str, torch.Tensor]]:
         """(HF name, full tensor) pairs, streamed one parameter at a time; gathered under ZeRO-3.
 
