@@ -159,26 +159,35 @@ def _untraversable_ancestor(path: str) -> str | None:
     return None
 
 
+def uid_processes(uids: range) -> list[int]:
+    """Live (not zombie) processes owned by any of `uids`. Zombies are dead; init reaps them."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            if int(fields["Uid"].split()[1]) in uids and not fields["State"].strip().startswith("Z"):
+                pids.append(int(pid))
+        except (OSError, ValueError, KeyError):
+            continue
+    return pids
+
+
 def _kill_uid(uid: int) -> None:
-    """SIGKILL every process owned by `uid` (the run's own uid), until none is left."""
-    for _ in range(50):
-        found = False
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/status") as f:
-                    for line in f:
-                        if line.startswith("Uid:"):
-                            if int(line.split()[1]) == uid:
-                                found = True
-                                os.kill(int(pid), signal.SIGKILL)
-                            break
-            except (OSError, ValueError):
-                continue
-        if not found:
+    """SIGKILL every live process owned by `uid` (the run's own uid), until none is left."""
+    for _ in range(200):
+        pids = uid_processes(range(uid, uid + 1))
+        if not pids:
             return
-        time.sleep(0.01)
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.005)
+    raise RuntimeError(f"processes of sandbox uid {uid} survive SIGKILL")
 
 
 class Sandbox:
@@ -231,7 +240,7 @@ class Sandbox:
                 harness = _SOCKET_BLOCK + harness
             with open(logs / "stdout", "wb") as so, open(logs / "stderr", "wb") as se:
                 proc = subprocess.Popen(
-                    [PYTHON, "-I", "-S", "-c", _FD_SHIM.format(i=in_r, o=out_w) + harness],
+                    [PYTHON, "-I", "-S", "-c", _FD_SHIM.format(i=in_r, o=out_w) + _run_private(harness)],
                     cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=so, stderr=se,
                     pass_fds=(in_r, out_w), start_new_session=True,
                     preexec_fn=_preexec(guards, uid, lim, self.hidden if guards["processes"] == "uid" else None),
@@ -288,6 +297,13 @@ _SOCKET_BLOCK = (
     "def _no(*a, **k):\n    raise PermissionError('network disabled in the sandbox')\n"
     "_s.socket = _cs.socket = _s.create_connection = _no\n"
 )
+
+
+def _run_private(source: str) -> str:
+    """Run the harness with its own copy of the builtins: `import builtins; builtins.x = ...` in a
+    solution then changes the module, not what the harness's functions look up."""
+    return ("import builtins as _b\n"
+            f"exec(compile({source!r}, 'rb_harness', 'exec'), {{'__builtins__': dict(_b.__dict__), '__name__': 'rb_harness'}})\n")
 
 
 def _drain(fd: int, chunks: list[bytes], cap: int) -> None:

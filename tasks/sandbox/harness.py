@@ -30,7 +30,7 @@ def _main():  # noqa: C901 - one function so the solution cannot reach harness g
     nonce = payload["nonce"]
     out_fd = 4
     pristine = dict(builtins.__dict__)  # snapshot before the solution can patch the module
-    _type, _len, _zip, _isinstance, _str = type, len, zip, isinstance, str
+    _type, _len, _zip, _isinstance, _str, _all = type, len, zip, isinstance, str, all
     _write, _repr = os.write, repr
     scalars = (int, float, complex, str, bytes, bool, type(None))
     containers = (list, tuple, set, frozenset, dict)
@@ -42,11 +42,11 @@ def _main():  # noqa: C901 - one function so the solution cannot reach harness g
         if ta in scalars:
             return a == b
         if ta in (list, tuple):
-            return _len(a) == _len(b) and all(exact_equal(x, y) for x, y in _zip(a, b))
+            return _len(a) == _len(b) and _all(exact_equal(x, y) for x, y in _zip(a, b))
         if ta in (set, frozenset):
-            return _len(a) == _len(b) and all(_type(x) in scalars for x in a) and a == b
+            return _len(a) == _len(b) and _all(_type(x) in scalars for x in a) and a == b
         if ta is dict:
-            return _len(a) == _len(b) and all(k in b and exact_equal(a[k], b[k]) for k in a)
+            return _len(a) == _len(b) and _all(k in b and exact_equal(a[k], b[k]) for k in a)
         return False  # user-defined classes never compare equal to an expected value
 
     class _Fail(BaseException):
@@ -78,6 +78,14 @@ def _main():  # noqa: C901 - one function so the solution cannot reach harness g
     def record(text):
         _write(out_fd, (nonce + " " + text.replace("\n", " ")[:300] + "\n").encode())
 
+    # Compile every test before the solution runs: its patches cannot reach the compiler (ast uses
+    # the builtins module, which a solution may patch; this harness itself runs on a private copy).
+    compiled = []
+    for i, test in enumerate(payload["tests"]):
+        try:
+            compiled.append(compile(ast.fix_missing_locations(Rewrite().visit(ast.parse(test))), "test_%d.py" % i, "exec"))
+        except SyntaxError as e:
+            compiled.append(e)
     ns = {"__name__": "__main__", "__builtins__": dict(pristine)}
     try:
         exec(compile(payload.get("setup", "") + "\n" + payload["code"], "solution.py", "exec"), ns)
@@ -85,10 +93,10 @@ def _main():  # noqa: C901 - one function so the solution cannot reach harness g
         record("load 0 " + _type(e).__name__ + ": " + _str(e)[:200])
         record("done")
         return
-    for i, test in enumerate(payload["tests"]):
+    for i, code in enumerate(compiled):
         try:
-            tree = ast.fix_missing_locations(Rewrite().visit(ast.parse(test)))
-            code = compile(tree, "test_%d.py" % i, "exec")
+            if _isinstance(code, SyntaxError):
+                raise code
             env = dict(ns)
             env["__builtins__"] = dict(pristine)
             env["__rb_eq"], env["__rb_true"], env["__rb_false"] = check_eq, check_true, check_false
@@ -101,4 +109,5 @@ def _main():  # noqa: C901 - one function so the solution cannot reach harness g
     record("done")
 
 
-_main()
+if __name__ == "rb_harness":
+    _main()
