@@ -335,8 +335,8 @@ def _verdict(channel: str, nonce: str, n_tests: int, timed_out: bool, rc: int, s
         results.setdefault(key, []).append(tail)
     tail_err = stderr.strip().splitlines()[-1][:200] if stderr.strip() else ""
     v = Verdict("fail", "", 0, n_tests, guards, stdout)
-    if timed_out:
-        v.status, v.detail = "timeout", "wall-clock limit reached"
+    if timed_out or rc == -signal.SIGXCPU:
+        v.status, v.detail = "timeout", "wall-clock limit reached" if timed_out else "CPU-time limit reached"
         return v
     if done > 1 or any(len(r) > 1 for r in results.values()):
         v.status, v.detail = "error", "verdict channel tampered with (duplicate records)"

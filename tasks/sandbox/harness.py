@@ -7,15 +7,18 @@ only after that test ran, then `<nonce> done`. The parent counts them: a missing
 exit, crash, kill) or a duplicate (a forged line) is not a pass.
 
 Tests are compiled by the harness with every `assert` rewritten to call checks captured before the
-solution ran: `assert a == b` compares with exact builtin types (an object whose __eq__ always says
-True is not an int), and `assert x` requires x to be the real `True` (or, for `assert not x`, a
-falsy builtin value). Tests see pristine builtins, whatever the solution patched.
+solution ran: `assert a == b` compares values of trusted builtin / standard-library types only (an object whose __eq__ always
+says True is not an int; 3 == 3.0 and Counter == dict hold, as in Python), and `assert x` /
+`assert not x` require a truthy / falsy value of such a type (a re.Match counts; a solution's own
+class with a lying __bool__ does not). Tests see pristine builtins, whatever the solution patched.
 """
 
 import ast
 import builtins
+import collections
 import json
 import os
+import re
 
 
 def _main():  # noqa: C901 - one function so the solution cannot reach harness globals by name
@@ -33,21 +36,31 @@ def _main():  # noqa: C901 - one function so the solution cannot reach harness g
     _type, _len, _zip, _isinstance, _str, _all = type, len, zip, isinstance, str, all
     _write, _repr = os.write, repr
     scalars = (int, float, complex, str, bytes, bool, type(None))
-    containers = (list, tuple, set, frozenset, dict)
+    # Trusted standard-library types whose comparisons and truth no solution can override.
+    dicts = (dict, collections.Counter, collections.OrderedDict, collections.defaultdict)
+    sets = (set, frozenset)
+    containers = (list, tuple) + sets + dicts
+    truthy_ok = scalars + containers + (re.Match, range)
+
+    def hashable_value(x):
+        t = _type(x)
+        return t in scalars or (t in (tuple, frozenset) and _all(hashable_value(y) for y in x))
 
     def exact_equal(a, b):
         ta, tb = _type(a), _type(b)
-        if ta is not tb and not (ta in (int, float) and tb in (int, float) and ta is not bool and tb is not bool):
-            return False
-        if ta in scalars:
-            return a == b
-        if ta in (list, tuple):
-            return _len(a) == _len(b) and _all(exact_equal(x, y) for x, y in _zip(a, b))
-        if ta in (set, frozenset):
-            return _len(a) == _len(b) and _all(_type(x) in scalars for x in a) and a == b
-        if ta is dict:
-            return _len(a) == _len(b) and _all(k in b and exact_equal(a[k], b[k]) for k in a)
-        return False  # user-defined classes never compare equal to an expected value
+        if ta in scalars or tb in scalars:
+            if ta is tb:
+                return a == b
+            numeric = (int, float)  # 3 == 3.0, as Python says; bool stays apart
+            return ta in numeric and tb in numeric and a == b
+        if ta in (list, tuple) or tb in (list, tuple):
+            return ta is tb and _len(a) == _len(b) and _all(exact_equal(x, y) for x, y in _zip(a, b))
+        if ta in sets and tb in sets:
+            return _len(a) == _len(b) and _all(hashable_value(x) for x in a) and a == b
+        if ta in dicts and tb in dicts:
+            return (_len(a) == _len(b) and _all(hashable_value(k) for k in a)
+                    and _all(k in b and exact_equal(a[k], b[k]) for k in a))
+        return False  # anything else (a solution's own classes) never equals an expected value
 
     class _Fail(BaseException):
         pass
@@ -57,11 +70,11 @@ def _main():  # noqa: C901 - one function so the solution cannot reach harness g
             raise _Fail("values differ")
 
     def check_true(x):
-        if x is not True:
-            raise _Fail("not True")
+        if _type(x) not in truthy_ok or not x:
+            raise _Fail("not a truthy builtin value")
 
     def check_false(x):
-        if _type(x) not in scalars + containers or x:
+        if _type(x) not in truthy_ok or x:
             raise _Fail("not a falsy builtin value")
 
     class Rewrite(ast.NodeTransformer):
