@@ -70,6 +70,11 @@ def all_reduce_mean(values: list[float]) -> list[float]:
     return (t / torch.distributed.get_world_size()).tolist()
 
 
+def crossed(before: int, now: int, every: int) -> bool:
+    """Did the step count pass a multiple of `every` (0 = never) going from `before` to `now`?"""
+    return bool(every) and now // every > before // every
+
+
 def staleness_canary(trainer_logps: torch.Tensor, behaviour_logps: torch.Tensor, mask: torch.Tensor) -> float:
     """Mean token ratio pi_trainer / pi_sampler right after a sync: ~1 unless weights are stale. [N, T] -> float."""
     return float((torch.exp(trainer_logps - behaviour_logps) * mask).sum() / mask.sum().clamp(min=1))
@@ -215,6 +220,7 @@ class Run:
                  float(rollouts.num_tokens)])
             # ---- A optimizer steps --------------------------------------------------------------
             batches = algo.minibatches(rollouts, gen)
+            step_before = state.step
             for j, idx in enumerate(batches):
                 t0 = time.perf_counter()
                 self.progress.line(self._status(state, f"train {j + 1}/{len(batches)}", clock, reward_mean))
@@ -254,14 +260,12 @@ class Run:
             state.generation += 1
             state.wall_s, state.off_clock_s, state.stream = clock.training_s(), clock.off_clock, stream.state()
             # ---- evaluation and checkpoint, off the training clock -------------------------------
-            due_steps = cfg.eval.every_steps and (state.step // cfg.eval.every_steps) > ((state.step - len(batches)) // cfg.eval.every_steps)
             due_time = cfg.eval.every_seconds and clock.training_s() - last_eval_wall >= cfg.eval.every_seconds
-            if stop or due_steps or due_time:
+            if stop or crossed(step_before, state.step, cfg.eval.every_steps) or due_time:
                 last_eval = self.evaluate(state.step, clock)
                 last_eval_wall = clock.training_s()
                 self._report_eval(last_eval, clock)
-            ck = cfg.train.checkpoint_every
-            if stop or (ck and (state.step // ck) > ((state.step - len(batches)) // ck)):
+            if stop or crossed(step_before, state.step, cfg.train.checkpoint_every):
                 self.checkpoint(state, clock)
         return self._finish(state, clock, last_eval)
 

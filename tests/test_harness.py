@@ -34,3 +34,11 @@ def test_pass_at_k_by_hand():
     assert pass_at_k(4, 0, 4) == 0.0 and pass_at_k(4, 4, 1) == 1.0 and pass_at_k(5, 3, 3) == 1.0
     with pytest.raises(ValueError):
         pass_at_k(2, 1, 3)
+
+
+def test_cadence_crossing():
+    from rapidbench.runner import crossed
+
+    # RAPID with A = 4 moves 4 steps per generation: eval every 8 fires when 8, 16, ... is passed
+    assert [crossed(b, b + 4, 8) for b in (0, 4, 8, 12)] == [False, True, False, True]
+    assert crossed(6, 9, 8) and not crossed(9, 12, 8) and not crossed(0, 100, 0)
