@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from rapidbench.checkpoint import Checkpoints
-from rapidbench.config import Config
+from rapidbench.config import Config, ConfigError
 from rapidbench.harness import Clock, Progress, RunFiles, pass_at_k, read_jsonl
 from rapidbench.models import resolve_model
 from rapidbench.registry import ALGORITHMS, SAMPLERS, TASKS, TRAINERS
@@ -88,9 +88,14 @@ class Run:
         self.files = RunFiles(Path(cfg.output), self.rank)
         self.ckpts = Checkpoints(self.files.root / "checkpoints", self.rank, keep=cfg.train.keep_checkpoints)
         self.progress = Progress(self.files.log, cfg.progress, self.rank)
-        self.task = TASKS.get(cfg.task)(cfg.task_args, seed=cfg.seed)
-        self.algo = ALGORITHMS.get(cfg.algo)(cfg.algo_args)
-        self._check_shapes()
+        try:  # option values a plugin rejects (a bad arith level, G < 1, ...) are config errors
+            self.task = TASKS.get(cfg.task)(cfg.task_args, seed=cfg.seed)
+            self.algo = ALGORITHMS.get(cfg.algo)(cfg.algo_args)
+            self._check_shapes()
+        except ConfigError:
+            raise
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         self.model_path = resolve_model(cfg.model)
         self.gen_params = SamplingParams(
             cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p, cfg.generation.top_k

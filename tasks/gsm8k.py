@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Literal
 from pathlib import Path
 
 from rapidbench.registry import register_task
@@ -44,7 +45,7 @@ def extract_answer(completion: str) -> float | None:
 
 @dataclass
 class GSM8KOptions(TaskOptions):
-    data_source: str = "local"  # "local" (shipped copy) or "hub" (openai/gsm8k, where reachable)
+    data_source: Literal["local", "hub"] = "local"  # "local" (shipped copy) or "hub" (openai/gsm8k, where reachable)
     instruction: str = "\nSolve step by step, then give the final answer after ####."
 
 
@@ -56,8 +57,6 @@ class GSM8K(Task):
 
     def __init__(self, options: GSM8KOptions, seed: int = 0):
         super().__init__(options, seed)
-        if options.data_source not in ("local", "hub"):
-            raise ValueError(f"gsm8k: data_source '{options.data_source}' is not one of local, hub")
         self._splits: dict[str, list[Problem]] = {}
 
     def _load(self, split: str) -> list[Problem]:

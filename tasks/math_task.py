@@ -21,7 +21,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 from rapidbench.registry import register_task
 from rapidbench.tasks.base import Grade, Problem, Task, TaskOptions
@@ -128,7 +128,7 @@ class VerifyPool:
 
 @dataclass
 class MATHOptions(TaskOptions):
-    data_source: str = "local"  # "local" (MATH-500, split 70/30) or "hub"
+    data_source: Literal["local", "hub"] = "local"  # "local" (MATH-500, split 70/30) or "hub"
     test_fraction: float = 0.3
     split_seed: int = 42
     grade_timeout_s: float = 5.0
@@ -154,12 +154,10 @@ class MATH(Task):
             random.Random(options.split_seed).shuffle(probs)
             n_test = round(len(probs) * options.test_fraction)
             self._test, self._train = probs[:n_test], probs[n_test:]
-        elif options.data_source == "hub":
+        else:  # hub
             self._train = [self._problem(r, f"train/{i}") for i, r in
                            enumerate(load_dataset("DigitalLearningGmbH/MATH-lighteval", split="train"))]
             self._test = [self._problem(r) for r in load_dataset("HuggingFaceH4/MATH-500", split="test")]
-        else:
-            raise ValueError(f"math: data_source '{options.data_source}' is not one of local, hub")
 
     def _problem(self, r, fallback_id: str = "") -> Problem:
         answer = r.get("answer") or last_boxed(r["solution"]) or ""

@@ -14,7 +14,7 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 from rapidbench.registry import register_task
 from rapidbench.tasks.base import Grade, Problem, Task, TaskOptions
@@ -35,6 +35,7 @@ def extract_code(completion: str) -> str:
 
 @dataclass
 class MBPPOptions(TaskOptions):
+    data_source: Literal["local", "hub"] = "local"  # "local" (shipped copy) or "hub" (google-research-datasets/mbpp, sanitized)
     test_fraction: float = 0.3
     split_seed: int = 42
     timeout_s: float = 10.0
@@ -64,7 +65,12 @@ class MBPP(Task):
         super().__init__(options, seed)
         from datasets import load_dataset
 
-        rows = load_dataset("json", data_files=str(DATA / "mbpp_sanitized.jsonl.gz"), split="train")
+        if options.data_source == "local":
+            rows = list(load_dataset("json", data_files=str(DATA / "mbpp_sanitized.jsonl.gz"), split="train"))
+        else:  # hub: the same 427 problems, spread over the hub's four splits
+            hub = load_dataset("google-research-datasets/mbpp", "sanitized")
+            rows = [dict(r, text=r["prompt"], test_setup_code="\n".join(r.get("test_imports") or []))
+                    for split in hub.values() for r in split]
         problems = [
             Problem(id=str(r["task_id"]), prompt=self._prompt(r), answer=list(r["test_list"]),
                     meta={"setup": r.get("test_setup_code") or "", "reference": r["code"]})

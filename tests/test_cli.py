@@ -59,3 +59,10 @@ def test_existing_run_is_not_overwritten(tmp_path):
     r = rb("run", "--model", "tiny-random", "--output", str(out), "--max-steps", "1")
     assert r.returncode == 2 and "already holds a run" in r.stderr
     assert (out / "metrics.jsonl").read_text() == '{"step": 1}\n'
+
+
+def test_option_values_a_plugin_rejects_are_one_line_errors(tmp_path):
+    r = rb("run", "--model", "tiny-random", "task_args.levels=[7]", "--output", str(tmp_path / "x"))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == "rapidbench: error: arith: unknown level [7]; valid levels: [1, 2]"
+    assert not (tmp_path / "x" / "metrics.jsonl").exists()
