@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     ls.set_defaults(func=cmd_list)
     rep = sub.add_parser("report", help="tables (and plots) from run directories")
     rep.add_argument("paths", nargs="*", default=["results/"], help="run directories or folders holding them")
-    rep.add_argument("--no-write", action="store_true", help="print the tables only; write no files")
+    rep.add_argument("--no-write", action="store_true",
+                     help="print the tables only (today report only prints; writing results/ files is issue 8)")
     rep.set_defaults(func=cmd_report)
     gr = sub.add_parser("grade", help="grade one completion for one problem; prints one JSON line")
     gr.add_argument("--task", required=True)
