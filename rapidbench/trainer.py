@@ -181,30 +181,26 @@ class DeepSpeedTrainer:
     def logprobs(self, rollouts: Rollouts, which: str = "policy") -> torch.Tensor:
         """[N, T] log-probs of the completion tokens under the policy or the reference, micro-batched."""
         engine = self.engine if which == "policy" else self.ref
+        return self._per_token(engine, rollouts, lambda ids, attn, P: token_logprobs(engine, ids, attn, P, self.temperature))
+
+    @torch.no_grad()
+    def values(self, rollouts: Rollouts) -> torch.Tensor:
+        """[N, T] critic values of the state before each completion token, micro-batched."""
+        return self._per_token(self.critic, rollouts, lambda ids, attn, P: token_values(self.critic, ids, attn, P))
+
+    def _per_token(self, engine, rollouts: Rollouts, fn) -> torch.Tensor:
+        """Run fn(ids, attn, prompt_len) -> [n, t] over micro-batches in eval mode; [N, T], 0 on padding."""
         was_training = engine.module.training
         engine.eval()
         out = []
         for start in range(0, rollouts.size, self.micro_batch):
             mb = rollouts.select(torch.arange(start, min(start + self.micro_batch, rollouts.size)))
-            lp = token_logprobs(engine, mb.input_ids.to(self.device), mb.attention_mask.to(self.device),
-                                mb.prompt_len, self.temperature).cpu() * mb.completion_mask  # [n, t]
-            out.append(torch.nn.functional.pad(lp, (0, rollouts.completion_mask.shape[1] - lp.shape[1])))
+            x = fn(mb.input_ids.to(self.device), mb.attention_mask.to(self.device), mb.prompt_len).cpu()
+            x = x * mb.completion_mask  # [n, t]; select() trimmed t, pad back to T
+            out.append(torch.nn.functional.pad(x, (0, rollouts.completion_mask.shape[1] - x.shape[1])))
         if was_training:
             engine.train()
         return torch.cat(out, 0)  # [N, T]
-
-    @torch.no_grad()
-    def values(self, rollouts: Rollouts) -> torch.Tensor:
-        """[N, T] critic values of the state before each completion token, micro-batched."""
-        self.critic.eval()
-        out = []
-        for start in range(0, rollouts.size, self.micro_batch):
-            mb = rollouts.select(torch.arange(start, min(start + self.micro_batch, rollouts.size)))
-            v = token_values(self.critic, mb.input_ids.to(self.device), mb.attention_mask.to(self.device),
-                             mb.prompt_len).cpu() * mb.completion_mask  # [n, t]
-            out.append(torch.nn.functional.pad(v, (0, rollouts.completion_mask.shape[1] - v.shape[1])))
-        self.critic.train()
-        return torch.cat(out, 0)
 
     # -- one optimizer step -----------------------------------------------------------------------
     def step(self, mb: Rollouts, algo: Algorithm, old_is_current: bool = False) -> dict[str, float]:

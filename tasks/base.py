@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Sequence, TypeVar
+
+T = TypeVar("T")
+
+
+def seeded_split(items: Sequence[T], test_fraction: float, seed: int) -> tuple[list[T], list[T]]:
+    """(train, test): shuffle a copy with Random(seed), the first round(n * fraction) are test."""
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    n_test = round(len(order) * test_fraction)
+    return order[n_test:], order[:n_test]
 
 
 @dataclass

@@ -14,7 +14,6 @@ own signal-based timeouts are off (they only work in a main thread).
 from __future__ import annotations
 
 import json
-import random
 import select
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Literal, Sequence
 
 from rapidbench.registry import register_task
-from rapidbench.tasks.base import Grade, Problem, Task, TaskOptions
+from rapidbench.tasks.base import Grade, Problem, Task, TaskOptions, seeded_split
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -150,10 +149,8 @@ class MATH(Task):
 
         if options.data_source == "local":
             rows = list(load_dataset("json", data_files=str(DATA / "math500_test.jsonl.gz"), split="train"))
-            probs = [self._problem(r) for r in rows]
-            random.Random(options.split_seed).shuffle(probs)
-            n_test = round(len(probs) * options.test_fraction)
-            self._test, self._train = probs[:n_test], probs[n_test:]
+            self._train, self._test = seeded_split([self._problem(r) for r in rows], options.test_fraction,
+                                                   options.split_seed)
         else:  # hub
             self._train = [self._problem(r, f"train/{i}") for i, r in
                            enumerate(load_dataset("DigitalLearningGmbH/MATH-lighteval", split="train"))]

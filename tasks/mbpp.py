@@ -10,14 +10,13 @@ sandbox against all tests.
 
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from rapidbench.registry import register_task
-from rapidbench.tasks.base import Problem, TaskOptions
+from rapidbench.tasks.base import Problem, TaskOptions, seeded_split
 from rapidbench.tasks.code import CodeTask
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -63,10 +62,8 @@ class MBPP(CodeTask):
                     meta={"setup": r.get("test_setup_code") or "", "reference": r["code"]})
             for r in rows
         ]
-        order = sorted(problems, key=lambda p: int(p.id))
-        random.Random(options.split_seed).shuffle(order)
-        n_test = round(len(order) * options.test_fraction)
-        self._test, self._train = order[:n_test], order[n_test:]
+        self._train, self._test = seeded_split(sorted(problems, key=lambda p: int(p.id)), options.test_fraction,
+                                               options.split_seed)
 
     @staticmethod
     def _prompt(r) -> str:
