@@ -1,6 +1,7 @@
 # Two commands set up everything on a fresh CPU machine (Python 3.11, package registries only):
 #   make demo   -> .venv with the CPU stack, then RAPID and GRPO on the embedded default, compared
 #   make test   -> the test suite (default: no slow, no GPU tests)
+#   make results -> the committed comparison (results/runs, results/README.md); make bench -> benchmarks/
 # GPU machines: `make setup GPU=1` installs CUDA torch + vllm instead of the CPU wheels.
 
 PYTHON ?= python3
@@ -10,6 +11,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DEMO_BUDGET ?= 240
 DEMO_DIR    ?= runs/demo
+RESULTS_BUDGET ?= 150
 
 .PHONY: setup demo test test-all bench results clean-venv
 
@@ -35,7 +37,13 @@ endif
 demo: setup
 	$(PY) launchers/run.py --preset cpu-demo --algo rapid --time-budget $(DEMO_BUDGET) --output $(DEMO_DIR)/rapid-$$(date +%Y%m%d-%H%M%S)
 	$(PY) launchers/run.py --preset cpu-demo --algo grpo --time-budget $(DEMO_BUDGET) --output $(DEMO_DIR)/grpo-$$(date +%Y%m%d-%H%M%S)
-	$(VENV)/bin/rapidbench report $(DEMO_DIR) --no-write
+	$(VENV)/bin/rapidbench report $(DEMO_DIR)
+
+# The committed reference comparison: RAPID vs GRPO vs PPO on the embedded default, 3 seeds, the same
+# training budget (~50 min on 2 cores). Re-running skips finished runs; results/README.md is regenerated.
+results: setup
+	$(VENV)/bin/rapidbench compare --task arith --algos rapid,grpo,ppo --seeds 3 --time-budget $(RESULTS_BUDGET) --output results/runs/arith
+	$(VENV)/bin/rapidbench report results/
 
 test: setup
 	$(PY) -m pytest -q -m "not slow and not gpu"

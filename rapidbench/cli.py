@@ -1,4 +1,4 @@
-"""`rapidbench` command line: run, list (report, grade and compare join as their issues land).
+"""`rapidbench` command line: run, compare, report, list, grade.
 
 `launchers/run.py` calls `main(["run", ...])`, so both take exactly the same flags.
 """
@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rapidbench.compare import CompareError
 from rapidbench.config import ConfigError, preset_description, preset_names, resolve
 from rapidbench.registry import ALL_REGISTRIES, RegistryError
 from rapidbench.samplers.vllm_sampler import SamplerError
@@ -98,13 +99,39 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from rapidbench.report import comparison_table, find_runs
+    from rapidbench.report import build_report, find_runs
 
     runs = find_runs(args.paths)
     if not runs:
         raise UsageError(f"no finished runs (directories with summary.json) under {', '.join(args.paths)}")
-    print(comparison_table(runs))
+    if args.out:
+        out = Path(args.out)
+    elif len(args.paths) == 1 and Path(args.paths[0]).is_dir():
+        out = Path(args.paths[0])
+    else:
+        raise UsageError("several paths given: say where the report goes with --out DIR")
+    write = not args.no_write
+    doc = build_report(runs, out, args.paths, target=args.target, baseline=args.baseline, subject=args.subject,
+                       plots=write)
+    print(doc)
+    if write:
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = out / "README.md.tmp"
+        tmp.write_text(doc)
+        tmp.replace(out / "README.md")
+        print(f"wrote {out / 'README.md'} and its plots", file=sys.stderr)
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from rapidbench.compare import compare, parse_settings
+
+    settings = parse_settings(args.algos)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    root = Path(args.output or f"results/runs/{args.task}")
+    return compare(args.task, settings, seeds, args.time_budget, root, preset=args.preset,
+                   eval_every=args.eval_every, overrides=args.overrides, dry_run=args.dry_run,
+                   keep_checkpoints=args.keep_checkpoints)
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -131,10 +158,31 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     ls = sub.add_parser("list", help="list algorithms, tasks, samplers, trainers, models, presets")
     ls.set_defaults(func=cmd_list)
+    cp = sub.add_parser("compare", help="run several algorithms x seeds one after another under one budget",
+                        description="Run every algorithm setting for every seed, one after another, under the same "
+                                    "training time budget; re-running continues where it stopped.")
+    cp.add_argument("--task", required=True)
+    cp.add_argument("--algos", required=True, help="comma list; NAME or NAME:key=value (algo_args), "
+                                                   "e.g. rapid,grpo,rapid:steps_per_generation=8")
+    cp.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
+    cp.add_argument("--first-seed", type=int, default=0)
+    cp.add_argument("--time-budget", type=float, required=True, help="seconds of training wall-clock per run")
+    cp.add_argument("--eval-every", type=float, default=None, help="evaluate every S training seconds (default budget/3)")
+    cp.add_argument("--preset", default=None,
+                    help="preset for every run (default: <algo>-cpu when it exists; '' for none)")
+    cp.add_argument("--output", default=None, help="root of the runs (default results/runs/<task>)")
+    cp.add_argument("--dry-run", action="store_true", help="print the commands only")
+    cp.add_argument("--keep-checkpoints", action="store_true", help="keep finished runs' checkpoints (default: delete)")
+    cp.add_argument("overrides", nargs="*", metavar="section.key=value", help="overrides for every run")
+    cp.set_defaults(func=cmd_compare)
     rep = sub.add_parser("report", help="tables (and plots) from run directories")
     rep.add_argument("paths", nargs="*", default=["results/"], help="run directories or folders holding them")
-    rep.add_argument("--no-write", action="store_true",
-                     help="print the tables only (today report only prints; writing results/ files is issue 8)")
+    rep.add_argument("--out", default=None, help="where README.md and the PNGs go (default: the one path given)")
+    rep.add_argument("--target", type=float, default=None,
+                     help="pass@1 to race to (default: the best baseline's final mean pass@1)")
+    rep.add_argument("--baseline", default=None, help="setting the speed-up is measured against (default grpo)")
+    rep.add_argument("--subject", default="rapid", help="the algorithm under test; every other one is a baseline")
+    rep.add_argument("--no-write", action="store_true", help="print the tables only; write no file")
     rep.set_defaults(func=cmd_report)
     gr = sub.add_parser("grade", help="grade one completion for one problem; prints one JSON line")
     gr.add_argument("--task", required=True)
@@ -156,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = [*args.overrides, *extra]
     try:
         return args.func(args)
-    except (RegistryError, ConfigError, UsageError, SamplerError) as e:
+    except (RegistryError, ConfigError, UsageError, SamplerError, CompareError) as e:
         print(f"rapidbench: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

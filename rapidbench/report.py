@@ -1,18 +1,28 @@
-"""Reports from run directories: tables of accuracy against training wall-clock.
+"""Reports from run directories: accuracy against training wall-clock, over seeds.
 
-Every number here is read back from the files a run wrote (summary.json, metrics.jsonl,
-eval.jsonl), so a report can be regenerated from committed runs at any time.
+Every number is read back from the files runs wrote (summary.json, metrics.jsonl, eval.jsonl,
+config.json), and nothing in the output depends on when or where the report is made, so
+`rapidbench report` on committed runs reproduces the committed tables byte for byte.
+
+Runs are grouped into settings (task + algorithm + the options that tell its runs apart, e.g.
+RAPID's A); a setting's seeds are averaged on a common time grid.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from rapidbench.harness import read_jsonl
+
+PHASES = ("gen_s", "grade_s", "sync_s", "train_s")
+GRID_POINTS = 101
 
 
 @dataclass
@@ -31,6 +41,23 @@ class RunRecord:
             return f"{self.summary['algo']} (A={a['steps_per_generation']})"
         return self.summary["algo"]
 
+    @property
+    def task(self) -> str:
+        return self.summary["task"]
+
+    def curve(self, metric: str = "pass@1") -> tuple[np.ndarray, np.ndarray]:
+        """(training seconds, metric) at each evaluation."""
+        pts = [(e["wall_s"], e[metric]) for e in self.evals if metric in e]
+        return np.array([p[0] for p in pts], dtype=float), np.array([p[1] for p in pts], dtype=float)
+
+    def reward_curve(self) -> tuple[np.ndarray, np.ndarray]:
+        """(training seconds, mean reward of the sampled batch) once per generation."""
+        seen: dict[int, tuple[float, float]] = {}
+        for m in self.metrics:
+            seen.setdefault(m.get("generation", m["step"]), (m["wall_s"], m["reward_mean"]))
+        pts = sorted(seen.values())
+        return np.array([p[0] for p in pts], dtype=float), np.array([p[1] for p in pts], dtype=float)
+
 
 def find_runs(paths: list[str]) -> list[RunRecord]:
     """Every directory under `paths` holding a finished run (summary.json), sorted by path."""
@@ -40,7 +67,7 @@ def find_runs(paths: list[str]) -> list[RunRecord]:
         if (root / "summary.json").is_file():
             found.append(root)
         elif root.is_dir():
-            found.extend(s.parent for s in root.rglob("summary.json"))
+            found.extend(s.parent for s in root.rglob("summary.json") if "checkpoints" not in s.parts)
     runs = []
     for d in sorted(set(found)):
         runs.append(RunRecord(
@@ -53,7 +80,35 @@ def find_runs(paths: list[str]) -> list[RunRecord]:
     return runs
 
 
-def _fmt_mean_std(values: list[float], digits: int = 3) -> str:
+# -- statistics -----------------------------------------------------------------------------------
+def time_to_target(t: np.ndarray, acc: np.ndarray, target: float) -> float | None:
+    """First training time at which the curve reaches `target`, linear between evaluations.
+
+    The curve is the straight line between consecutive (t, acc) points; None if it never gets there.
+    """
+    for i in range(len(t)):
+        if acc[i] >= target:
+            if i == 0:
+                return float(t[0])
+            t0, t1, a0, a1 = t[i - 1], t[i], acc[i - 1], acc[i]
+            return float(t0 + (target - a0) / (a1 - a0) * (t1 - t0))
+    return None
+
+
+def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]], points: int = GRID_POINTS):
+    """Seeds evaluated at slightly different times: interpolate each onto one grid from 0 to the
+    earliest last evaluation (no extrapolation), then mean, min and max. -> (grid, mean, lo, hi)."""
+    curves = [c for c in curves if len(c[0])]
+    if not curves:
+        return (np.array([]),) * 4
+    end = min(float(t[-1]) for t, _ in curves)
+    start = max(float(t[0]) for t, _ in curves)
+    grid = np.linspace(start, end, points) if end > start else np.array([end])
+    ys = np.stack([np.interp(grid, t, y) for t, y in curves])
+    return grid, ys.mean(0), ys.min(0), ys.max(0)
+
+
+def mean_std(values: list[float], digits: int = 3) -> str:
     if not values:
         return "-"
     if len(values) == 1:
@@ -61,34 +116,189 @@ def _fmt_mean_std(values: list[float], digits: int = 3) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def comparison_rows(runs: list[RunRecord]) -> list[list[Any]]:
-    """One row per label (algorithm setting): accuracy before/after, steps, time and where it went."""
-    by_label: dict[str, list[RunRecord]] = {}
+@dataclass
+class Setting:
+    task: str
+    label: str
+    runs: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def algo(self) -> str:
+        return self.runs[0].summary["algo"]
+
+    def finals(self, metric: str = "pass@1") -> list[float]:
+        return [r.evals[-1][metric] for r in self.runs if r.evals and metric in r.evals[-1]]
+
+    def final_mean(self) -> float:
+        f = self.finals()
+        return statistics.mean(f) if f else float("nan")
+
+    def mean_curve(self, metric: str = "pass@1"):
+        return mean_curve([r.curve(metric) for r in self.runs])
+
+    def time_to(self, target: float) -> float | None:
+        grid, mean, _, _ = self.mean_curve()
+        return time_to_target(grid, mean, target) if len(grid) else None
+
+    def seed_times(self, target: float) -> list[float | None]:
+        return [time_to_target(*r.curve(), target) for r in self.runs]
+
+
+def group(runs: list[RunRecord]) -> dict[str, list[Setting]]:
+    """task -> settings (sorted by label), each holding its runs (one per seed)."""
+    out: dict[str, dict[str, Setting]] = {}
     for r in runs:
-        by_label.setdefault(r.label, []).append(r)
-    rows = []
-    for label, rs in sorted(by_label.items()):
-        first = [r.evals[0]["pass@1"] for r in rs if r.evals]
-        last = [r.evals[-1]["pass@1"] for r in rs if r.evals]
-        wall = [r.summary["train_wall_s"] for r in rs]
-        steps = [r.summary["steps"] for r in rs]
-        phases = {k: sum(r.summary["phases_s"].get(k, 0.0) for r in rs) for k in ("gen_s", "grade_s", "sync_s", "train_s")}
-        total = sum(phases.values()) or 1.0
-        rewards = [statistics.mean(m["reward_mean"] for m in r.metrics[-4:]) for r in rs if r.metrics]
-        rows.append([
-            label, len(rs), _fmt_mean_std(first), _fmt_mean_std(last), _fmt_mean_std(rewards),
-            f"{statistics.mean(steps):.0f}", f"{statistics.mean(wall):.0f}",
-            f"{statistics.mean(w / max(1, s) for w, s in zip(wall, steps)):.1f}",
-            f"{100 * phases['gen_s'] / total:.0f}/{100 * phases['train_s'] / total:.0f}/{100 * phases['sync_s'] / total:.0f}",
-        ])
-    return rows
+        out.setdefault(r.task, {}).setdefault(r.label, Setting(r.task, r.label)).runs.append(r)
+    return {task: [s for _, s in sorted(by.items())] for task, by in sorted(out.items())}
 
 
-COMPARISON_HEADERS = ["algorithm", "runs", "pass@1 start", "pass@1 end", "reward (last 4 steps)", "steps",
-                      "train wall s", "s / step", "gen/train/sync %"]
+def choose_target(settings: list[Setting], subject: str, target: float | None) -> tuple[float, str]:
+    """The accuracy every setting races to: `target`, else the best baseline's (non-`subject`) final mean."""
+    if target is not None:
+        return target, "given with --target"
+    baselines = [s for s in settings if s.algo != subject and s.finals()] or [s for s in settings if s.finals()]
+    best = max(baselines, key=lambda s: s.final_mean())
+    return best.final_mean(), f"the best baseline's final mean pass@1 ({best.label})"
 
 
-def comparison_table(runs: list[RunRecord], fmt: str = "github") -> str:
+# -- tables ---------------------------------------------------------------------------------------
+def _table(rows: list[list[Any]], headers: list[str]) -> str:
     from tabulate import tabulate
 
-    return tabulate(comparison_rows(runs), headers=COMPARISON_HEADERS, tablefmt=fmt, disable_numparse=True)
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def accuracy_table(settings: list[Setting], ks: list[str]) -> str:
+    rows = []
+    for s in settings:
+        start = [r.evals[0]["pass@1"] for r in s.runs if r.evals]
+        rewards = [statistics.mean(m["reward_mean"] for m in r.metrics[-4:]) for r in s.runs if r.metrics]
+        steps = [r.summary["steps"] for r in s.runs]
+        wall = [r.summary["train_wall_s"] for r in s.runs]
+        rss = [r.summary["peak_rss_mib"] / 1024 for r in s.runs if "peak_rss_mib" in r.summary]
+        rows.append([s.label, len(s.runs), mean_std(start), *(mean_std(s.finals(k)) for k in ks),
+                     mean_std(rewards), mean_std(steps, 1), mean_std(wall, 0),
+                     f"{statistics.mean(w / max(1, n) for w, n in zip(wall, steps)):.1f}",
+                     f"{max(rss):.2f}" if rss else "-"])
+    return _table(rows, ["setting", "seeds", "pass@1 start", *(f"{k} final" for k in ks), "reward (last 4 steps)",
+                         "steps", "train wall s", "s / step", "peak RSS GiB"])
+
+
+def target_table(settings: list[Setting], target: float, baseline: Setting | None) -> str:
+    base_t = baseline.time_to(target) if baseline else None
+    rows = []
+    for s in settings:
+        t = s.time_to(target)
+        seeds = [x for x in s.seed_times(target) if x is not None]
+        speedup = f"{base_t / t:.2f}x" if (t and base_t) else ("-" if t is None or base_t is None else "inf")
+        rows.append([s.label, f"{t:.0f}" if t is not None else "not reached",
+                     f"{len(seeds)}/{len(s.runs)}", mean_std(seeds, 0) if seeds else "-",
+                     f"{t / base_t:.2f}" if (t is not None and base_t) else "-", speedup])
+    ref = baseline.label if baseline else "(none)"
+    return _table(rows, ["setting", "time to target s (mean curve)", "seeds reaching it", "per-seed time s",
+                         f"time / {ref}", f"speed-up vs {ref}"])
+
+
+def phase_table(settings: list[Setting]) -> str:
+    rows = []
+    for s in settings:
+        n = len(s.runs)
+        ph = {k: sum(r.summary["phases_s"].get(k, 0.0) for r in s.runs) / n for k in PHASES}
+        wall = sum(r.summary["train_wall_s"] for r in s.runs) / n
+        other = max(0.0, wall - sum(ph.values()))
+        ev = sum(r.summary.get("eval_s", 0.0) for r in s.runs) / n
+        ck = sum(r.summary.get("ckpt_s", 0.0) for r in s.runs) / n
+        rows.append([s.label, *(f"{ph[k]:.0f}" for k in PHASES), f"{other:.0f}", f"{wall:.0f}",
+                     f"{100 * ph['gen_s'] / max(wall, 1e-9):.0f}%", f"{100 * ph['train_s'] / max(wall, 1e-9):.0f}%",
+                     f"{ev:.0f}", f"{ck:.0f}"])
+    return _table(rows, ["setting", "generation s", "grading s", "weight sync s", "training s", "other s",
+                         "train wall s", "gen share", "train share", "eval s (off clock)", "ckpt s (off clock)"])
+
+
+def comparison_table(runs: list[RunRecord]) -> str:
+    """One accuracy table over all runs (the demo's summary)."""
+    return "\n\n".join(accuracy_table(ss, ["pass@1"]) for ss in group(runs).values())
+
+
+# -- the document ---------------------------------------------------------------------------------
+HEADER = """# Results
+
+Generated by `rapidbench report` from the run directories below; do not edit by hand (regenerate
+with `rapidbench report {paths}`; `make results` re-runs the comparison first).
+
+How to read it: the x axis of every curve, the time budget and every "time to target" is
+**training wall-clock** — generation, grading, weight sync and optimizer steps. Evaluation and
+checkpointing are timed but kept off that axis (columns "eval s" and "ckpt s"), so algorithms are
+compared on the time they spend learning. Accuracy is held-out pass@k estimated from n samples per
+problem (unbiased estimator of Chen et al., 2021); a setting's curve is the mean over its seeds,
+interpolated onto one time grid, with the min-max band.
+"""
+
+
+def _describe_runs(settings: list[Setting], out: Path) -> list[str]:
+    runs = [r for s in settings for r in s.runs]
+    r0 = runs[0]
+    budgets = sorted({r.config.get("time_budget") for r in runs if r.config.get("time_budget")})
+    ev = r0.config.get("eval", {})
+    lines = [f"{len(runs)} runs of {len(settings)} settings; model `{r0.summary.get('model')}`; "
+             + (f"time budget {', '.join(f'{b:g}' for b in budgets)} s of training each; " if budgets else "")
+             + f"evaluation on {r0.evals[0]['n_problems'] if r0.evals else '?'} held-out problems x "
+             f"{ev.get('n_samples', '?')} samples at T={ev.get('temperature', '?')}.", ""]
+    m = r0.summary.get("machine")
+    if m:
+        pk = ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items())
+        lines += [f"Machine: {m['cpu']}, {m['cores']} cores, AVX-512 {'yes' if m['avx512'] else 'no'}, "
+                  f"Python {m['python']}; {pk}.", ""]
+    rel = [os.path.relpath(r.path.resolve(), out.resolve()) for r in runs]
+    lines += ["Runs: " + ", ".join(f"[{p}]({p})" for p in rel), ""]
+    return lines
+
+
+def _bench_section(out: Path) -> list[str]:
+    """One line per benchmark JSON under out/bench that states a headline ratio."""
+    rows = []
+    for p in sorted((out / "bench").glob("*.json")):
+        h = json.loads(p.read_text()).get("headline")
+        if h:
+            target = h.get("target", "-")
+            rows.append([f"[{p.stem}](bench/{p.name})", h["name"], f"{h['value']}", target,
+                         h.get("met", "-") if target != "-" else "-", h["how"]])
+    if not rows:
+        return []
+    return ["## Benchmarks", "", "Each row is the last line its script prints (`make bench` runs them all); the JSON "
+            "holds every measurement.", "",
+            _table(rows, ["benchmark", "measures", "value", "target", "met", "how it was measured"]), ""]
+
+
+def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: float | None = None,
+                 baseline: str | None = None, subject: str = "rapid", plots: bool = True) -> str:
+    """The markdown document (and, with `plots`, the PNGs beside it in `out`)."""
+    out = Path(out)
+    doc = [HEADER.format(paths=" ".join(paths)), ""]
+    for task, settings in group(runs).items():
+        ks = sorted({k for s in settings for r in s.runs for k in (r.evals[-1] if r.evals else {})
+                     if k.startswith("pass@")}, key=lambda k: int(k[5:]))
+        tgt, why = choose_target(settings, subject, target) if any(s.finals() for s in settings) else (None, "")
+        base = next((s for s in settings if s.label == baseline or s.algo == baseline), None)
+        if base is None:
+            base = next((s for s in settings if s.algo == "grpo"), None) or next((s for s in settings if s.algo != subject), None)
+        doc += [f"## {task}", "", *_describe_runs(settings, out),
+                "### Final accuracy (held-out; mean ± std over seeds)", "", accuracy_table(settings, ks), ""]
+        if tgt is not None:
+            doc += ["### Time to target", "",
+                    f"Target: pass@1 = {tgt:.3f}, {why}. Times are read off each setting's mean curve, linear "
+                    "between evaluations; \"per-seed\" averages the seeds that got there.", "",
+                    target_table(settings, tgt, base), ""]
+        doc += ["### Where the training time goes (mean seconds per run)", "", phase_table(settings), ""]
+        if plots:
+            from rapidbench.plots import accuracy_plot, phase_plot, reward_plot
+
+            out.mkdir(parents=True, exist_ok=True)
+            figs = [accuracy_plot(settings, tgt, out / f"{task}_accuracy.png"),
+                    reward_plot(settings, out / f"{task}_reward.png"),
+                    phase_plot(settings, out / f"{task}_phases.png")]
+            doc += [f"![{f.stem}]({f.name})" for f in figs] + [""]
+    doc += _bench_section(out)
+    if (out / "ANALYSIS.md").is_file():
+        doc += ["## Analysis", "", "What these numbers say and why: [ANALYSIS.md](ANALYSIS.md) (hand-written).", ""]
+    return "\n".join(doc).rstrip() + "\n"

@@ -18,7 +18,7 @@ import torch
 
 from rapidbench.checkpoint import Checkpoints
 from rapidbench.config import Config, ConfigError
-from rapidbench.harness import Clock, Progress, RunFiles, pass_at_k, read_jsonl
+from rapidbench.harness import Clock, Progress, RunFiles, machine_info, pass_at_k, peak_rss_mib, read_jsonl
 from rapidbench.models import resolve_model
 from rapidbench.registry import ALGORITHMS, SAMPLERS, TASKS, TRAINERS
 from rapidbench.rollouts import build_rollouts, concat
@@ -359,6 +359,7 @@ class Run:
             "reward_first": metrics[0]["reward_mean"] if metrics else None,
             "reward_last": metrics[-1]["reward_mean"] if metrics else None,
             "world_size": self.world, "sampler": self.sampler.name,
+            "peak_rss_mib": peak_rss_mib(), "machine": machine_info(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         self.files.write_json(self.files.summary, summary)

@@ -1,0 +1,130 @@
+"""`rapidbench compare`: every (algorithm setting, seed) pair run one after another, same budget.
+
+Each run is its own `python -m rapidbench run` process, so one run's vLLM engine, process group
+and memory are gone before the next starts, and a crash loses only that run. Re-running the same
+command continues: finished runs (summary.json) are skipped, interrupted ones resumed from their
+last checkpoint. A finished run's checkpoints are deleted unless --keep-checkpoints.
+
+An algorithm setting is a registered name with optional algo_args, e.g. `rapid:steps_per_generation=8`
+(directory `rapid-steps_per_generation8`).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rapidbench.config import preset_names
+from rapidbench.registry import ALGORITHMS
+
+
+class CompareError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Setting:
+    algo: str
+    args: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def dirname(self) -> str:
+        return "-".join([self.algo, *(f"{k}{v}" for k, v in self.args)])
+
+    def overrides(self) -> list[str]:
+        return [f"algo_args.{k}={v}" for k, v in self.args]
+
+
+def parse_settings(spec: str) -> list[Setting]:
+    """'rapid,grpo,rapid:steps_per_generation=8' -> Settings; unknown names fail naming the choices."""
+    out = []
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        name, *kvs = item.split(":")
+        ALGORITHMS.get(name)  # RegistryError names the registered algorithms
+        args = []
+        for kv in kvs:
+            if "=" not in kv:
+                raise CompareError(f"--algos item '{item}': expected NAME:key=value[:key=value], got '{kv}'")
+            k, v = kv.split("=", 1)
+            args.append((k, v))
+        out.append(Setting(name, tuple(args)))
+    if not out:
+        raise CompareError("--algos is empty; give e.g. rapid,grpo,ppo")
+    return out
+
+
+def plan(settings: list[Setting], seeds: list[int], root: Path) -> list[tuple[Setting, int, Path]]:
+    """Seed-major order: an interrupted comparison still has every setting for its first seeds."""
+    return [(s, seed, root / s.dirname / f"seed{seed}") for seed in seeds for s in settings]
+
+
+def run_command(setting: Setting, seed: int, out: Path, task: str, budget: float, preset: str | None,
+                eval_every: float, overrides: list[str]) -> list[str]:
+    if (out / "config.json").is_file() or (out / "metrics.jsonl").is_file():
+        # started before: the saved config is the run's config; continue from its last checkpoint
+        return [sys.executable, "-m", "rapidbench", "run", "--resume", str(out)]
+    cmd = [sys.executable, "-m", "rapidbench", "run", "--algo", setting.algo, "--task", task, "--seed", str(seed),
+           "--time-budget", str(budget), "--output", str(out)]
+    chosen = preset if preset is not None else f"{setting.algo}-cpu"
+    if chosen and chosen in preset_names():
+        cmd += ["--preset", chosen]
+    # Evaluate at the same training-clock times in every run, so curves line up across algorithms.
+    cmd += [f"eval.every_seconds={eval_every}", "eval.every_steps=0", *setting.overrides(), *overrides]
+    return cmd
+
+
+def _check_config(run_argv: list[str]) -> None:
+    from rapidbench.cli import build_parser, config_from_args
+
+    args, extra = build_parser().parse_known_args(["run", *run_argv])
+    args.overrides = [*args.overrides, *extra]
+    config_from_args(args)  # raises ConfigError naming the bad key or value
+
+
+def compare(task: str, settings: list[Setting], seeds: list[int], budget: float, root: Path,
+            preset: str | None = None, eval_every: float | None = None, overrides: list[str] | None = None,
+            dry_run: bool = False, keep_checkpoints: bool = False) -> int:
+    if budget <= 0:
+        raise CompareError(f"--time-budget must be > 0 seconds, got {budget}")
+    if preset and preset not in preset_names():
+        raise CompareError(f"unknown preset '{preset}'; presets: {', '.join(preset_names())}")
+    eval_every = eval_every or round(budget / 3, 1)
+    todo = plan(settings, seeds, root)
+    for setting, seed, out in todo:  # a bad override fails here, once, before any run starts
+        cmd = run_command(setting, seed, out, task, budget, preset, eval_every, overrides or [])
+        if "--resume" not in cmd:
+            _check_config(cmd[4:])
+    failed = []
+    t0 = time.monotonic()
+    for i, (setting, seed, out) in enumerate(todo, 1):
+        head = f"[compare {i}/{len(todo)}] {setting.dirname} seed {seed} -> {out}"
+        if (out / "summary.json").is_file():
+            print(f"{head}: done before, skipped", file=sys.stderr, flush=True)
+            continue
+        cmd = run_command(setting, seed, out, task, budget, preset, eval_every, overrides or [])
+        print(f"{head}\n  $ {' '.join(cmd)}", file=sys.stderr, flush=True)
+        if dry_run:
+            continue
+        rc = subprocess.run(cmd).returncode
+        if rc != 0:
+            failed.append(f"{setting.dirname}/seed{seed} (exit {rc})")
+        elif not keep_checkpoints and (out / "summary.json").is_file():
+            # a finished run's curves are its product; its final checkpoint is ~12 bytes/parameter
+            shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    if not dry_run:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "compare.json").write_text(json.dumps({
+            "task": task, "algos": [s.dirname for s in settings], "seeds": seeds, "time_budget": budget,
+            "eval_every_seconds": eval_every, "preset": preset, "overrides": overrides or [],
+            "elapsed_s": round(time.monotonic() - t0, 1),
+        }, indent=2) + "\n")
+    if failed:
+        print(f"rapidbench: error: {len(failed)} run(s) failed: {', '.join(failed)}; "
+              "re-run the same command to resume them", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,195 @@
+"""Reports: time-to-target interpolation and seed averaging by hand, tables from hand-made runs,
+deterministic regeneration (and of the committed results/), `compare` planning and bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rapidbench.report import build_report, find_runs, group, mean_curve, time_to_target
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_time_to_target_interpolates_between_evaluations():
+    t, acc = np.array([0.0, 10.0, 20.0]), np.array([0.2, 0.4, 0.8])
+    assert time_to_target(t, acc, 0.6) == pytest.approx(15.0)  # halfway from 0.4 to 0.8
+    assert time_to_target(t, acc, 0.4) == pytest.approx(10.0)
+    assert time_to_target(t, acc, 0.1) == 0.0  # already there at the first evaluation
+    assert time_to_target(t, acc, 0.81) is None
+    # the first crossing counts, even if the curve dips afterwards: 0.2 -> 0.7 crosses 0.6 at 8 s
+    assert time_to_target(np.array([0.0, 10, 20, 30]), np.array([0.2, 0.7, 0.5, 0.9]), 0.6) == pytest.approx(8.0)
+
+
+def test_mean_curve_over_seeds_on_a_common_grid():
+    a = (np.array([0.0, 10.0, 20.0]), np.array([0.0, 1.0, 1.0]))
+    b = (np.array([0.0, 16.0]), np.array([0.0, 0.8]))  # evaluated at other times, ends earlier
+    grid, mean, lo, hi = mean_curve([a, b], points=5)
+    assert grid.tolist() == [0.0, 4.0, 8.0, 12.0, 16.0]  # to the earliest last evaluation, no extrapolation
+    # a: 0, .4, .8, 1, 1   b: 0, .2, .4, .6, .8
+    assert mean.tolist() == pytest.approx([0.0, 0.3, 0.6, 0.8, 0.9])
+    assert lo.tolist() == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8]) and hi.tolist() == pytest.approx([0, .4, .8, 1, 1])
+
+
+def fake_run(root: Path, algo: str, seed: int, evals: list[tuple[float, float]], a: int | None = None,
+             phases=(30.0, 1.0, 2.0, 60.0)) -> Path:
+    """A run directory as the runner writes it, with a hand-made curve."""
+    d = root / algo / f"seed{seed}"
+    d.mkdir(parents=True)
+    algo_args = {"group_size": 4, **({"steps_per_generation": a} if a else {})}
+    (d / "config.json").write_text(json.dumps({"algo": algo, "task": "arith", "time_budget": 100.0, "algo_args": algo_args,
+                                               "eval": {"n_samples": 4, "temperature": 0.7}}))
+    (d / "eval.jsonl").write_text("".join(json.dumps({"step": i, "wall_s": t, "n_problems": 8, "pass@1": p,
+                                                      "pass@4": min(1.0, 2 * p)}) + "\n" for i, (t, p) in enumerate(evals)))
+    (d / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "generation": s, "wall_s": 10.0 * s,
+                                                         "reward_mean": 0.1 * s}) + "\n" for s in range(1, 6)))
+    wall = sum(phases) + 3.0
+    (d / "summary.json").write_text(json.dumps({
+        "algo": algo, "task": "arith", "model": "tiny-random", "seed": seed, "steps": 10, "train_wall_s": wall,
+        "eval_s": 12.0, "ckpt_s": 1.0, "phases_s": dict(zip(("gen_s", "grade_s", "sync_s", "train_s"), phases)),
+        "peak_rss_mib": 2048.0}))
+    return d
+
+
+def make_runs(root: Path) -> Path:
+    # grpo reaches 0.5 at 100 s on both seeds; rapid at 50 s and 70 s (mean curve: 60 s); ppo ends at 0.4
+    for seed in (0, 1):
+        fake_run(root, "grpo", seed, [(0.0, 0.3), (50.0, 0.4), (100.0, 0.5)])
+        fake_run(root, "ppo", seed, [(0.0, 0.3), (100.0, 0.4)])
+    fake_run(root, "rapid", 0, [(0.0, 0.3), (50.0, 0.5), (100.0, 0.6)], a=4)
+    fake_run(root, "rapid", 1, [(0.0, 0.3), (50.0, 0.45), (100.0, 0.55)], a=4)
+    return root
+
+
+def tables(doc: str) -> list[dict[str, dict[str, str]]]:
+    """Markdown tables in `doc` -> [{first cell: {header: cell}}]."""
+    out, lines = [], doc.splitlines()
+    for i, ln in enumerate(lines):
+        if ln.startswith("|---") or ln.startswith("|-"):
+            head = [c.strip() for c in lines[i - 1].split("|")[1:-1]]
+            body = {}
+            for row in lines[i + 1:]:
+                if not row.startswith("|"):
+                    break
+                cells = [c.strip() for c in row.split("|")[1:-1]]
+                body[cells[0]] = dict(zip(head, cells))
+            out.append(body)
+    return out
+
+
+def test_report_tables_from_hand_made_runs(tmp_path):
+    root = make_runs(tmp_path / "runs")
+    runs = find_runs([str(root)])
+    assert len(runs) == 6 and [s.label for s in group(runs)["arith"]] == ["grpo", "ppo", "rapid (A=4)"]
+    doc = build_report(runs, tmp_path, [str(root)], plots=False)
+    # target = the best baseline's final mean (grpo 0.5, not ppo 0.4)
+    assert "Target: pass@1 = 0.500, the best baseline's final mean pass@1 (grpo)" in doc
+    acc, ttt, phases = tables(doc)
+    # final accuracy: rapid 0.6 and 0.55 -> mean 0.575, sample std 0.035
+    assert acc["rapid (A=4)"]["pass@1 final"] == "0.575 ± 0.035" and acc["grpo"]["pass@1 final"] == "0.500 ± 0.000"
+    assert acc["rapid (A=4)"]["pass@4 final"] == "1.000 ± 0.000" and acc["ppo"]["seeds"] == "2"
+    assert acc["grpo"]["peak RSS GiB"] == "2.00" and acc["grpo"]["s / step"] == "9.6"
+    # rapid's mean curve (0.3, 0.475, 0.575 at 0/50/100 s) crosses 0.5 at 50 + 0.025/0.1 * 50 = 62.5 s;
+    # per seed: 50 s (seed 0) and 50 + 0.05/0.1 * 50 = 75 s (seed 1); grpo's mean curve gets there at 100 s
+    r, g, p = ttt["rapid (A=4)"], ttt["grpo"], ttt["ppo"]
+    assert r["time to target s (mean curve)"] == "62" and r["seeds reaching it"] == "2/2"
+    assert r["per-seed time s"] == "62 ± 18" and r["time / grpo"] == "0.62" and r["speed-up vs grpo"] == "1.60x"
+    assert g["time to target s (mean curve)"] == "100" and g["speed-up vs grpo"] == "1.00x"
+    assert p["time to target s (mean curve)"] == "not reached" and p["seeds reaching it"] == "0/2"
+    # phases 30 + 1 + 2 + 60, plus 3 s of loop overhead = 96 s of training wall-clock
+    ph = phases["grpo"]
+    assert [ph[k] for k in ("generation s", "grading s", "weight sync s", "training s", "other s", "train wall s")] == \
+        ["30", "1", "2", "60", "3", "96"]
+    assert ph["gen share"] == "31%" and ph["train share"] == "62%" and ph["eval s (off clock)"] == "12"
+    # --target and --baseline
+    doc = build_report(runs, tmp_path, [str(root)], target=0.4, baseline="ppo", plots=False)
+    ttt = tables(doc)[1]
+    assert ttt["ppo"]["time to target s (mean curve)"] == "100" and ttt["grpo"]["speed-up vs ppo"] == "2.00x"
+
+
+def test_report_is_deterministic_and_writes_plots(tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        d = tmp_path / name
+        make_runs(d / "runs")
+        r = subprocess.run([sys.executable, "-m", "rapidbench", "report", "runs"], cwd=d, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        outs.append(d / "runs")
+    files = sorted(p.name for p in outs[0].iterdir() if p.is_file())
+    assert files == ["README.md", "arith_accuracy.png", "arith_phases.png", "arith_reward.png"]
+    for f in files:  # the same runs give the same bytes, tables and PNGs alike
+        assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
+
+
+def test_committed_results_regenerate_exactly(tmp_path):
+    """`rapidbench report results/` on the committed runs reproduces the committed README byte for byte."""
+    committed = ROOT / "results" / "README.md"
+    assert committed.is_file() and find_runs([str(ROOT / "results" / "runs")]), "no committed reference results"
+    shutil.copytree(ROOT / "results", tmp_path / "results", ignore=shutil.ignore_patterns("*.png", "README.md"))
+    r = subprocess.run([sys.executable, "-m", "rapidbench", "report", "results/"], cwd=tmp_path, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "results" / "README.md").read_text() == committed.read_text()
+    for png in (ROOT / "results").glob("*.png"):
+        assert (tmp_path / "results" / png.name).is_file()
+
+
+def rb(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "rapidbench", *args], capture_output=True, text=True, timeout=600, **kw)
+
+
+def test_report_and_compare_bad_input_is_one_line(tmp_path):
+    r = rb("report", str(tmp_path))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"rapidbench: error: no finished runs (directories with summary.json) under {tmp_path}"]
+    out = tmp_path / "cmp"
+    for args, needle in ((["--algos", "rapid,nope"], "registered algorithms: dapo, grpo, pg, ppo, rapid"),
+                         (["--algos", "rapid:A"], "expected NAME:key=value"),
+                         (["--algos", "rapid", "algo_args.nope=1"], "unknown key algo_args.nope"),
+                         (["--algos", "rapid", "--preset", "nope"], "unknown preset 'nope'")):
+        r = rb("compare", "--task", "arith", "--time-budget", "10", "--output", str(out), *args)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
+    assert not out.exists()  # nothing started, nothing written
+
+
+def test_compare_plan_skips_finished_and_resumes_started(tmp_path):
+    from rapidbench.compare import parse_settings, plan, run_command
+
+    settings = parse_settings("rapid,grpo,rapid:steps_per_generation=8")
+    todo = plan(settings, [0, 1], tmp_path)
+    assert [(s.dirname, seed) for s, seed, _ in todo][:3] == [("rapid", 0), ("grpo", 0), ("rapid-steps_per_generation8", 0)]
+    s, seed, out = todo[2]
+    cmd = run_command(s, seed, out, "arith", 60.0, None, 20.0, ["eval.num_problems=8"])
+    assert cmd[3:] == ["run", "--algo", "rapid", "--task", "arith", "--seed", "0", "--time-budget", "60.0", "--output",
+                       str(out), "--preset", "rapid-cpu", "eval.every_seconds=20.0", "eval.every_steps=0",
+                       "algo_args.steps_per_generation=8", "eval.num_problems=8"]
+    out.mkdir(parents=True)
+    (out / "config.json").write_text("{}")  # started, not finished: continue it
+    assert run_command(s, seed, out, "arith", 60.0, None, 20.0, [])[3:] == ["run", "--resume", str(out)]
+    fake_run(tmp_path, "grpo", 0, [(0.0, 0.3)])
+    r = rb("compare", "--task", "arith", "--algos", "grpo", "--seeds", "1", "--time-budget", "60",
+           "--output", str(tmp_path))
+    assert r.returncode == 0 and "done before, skipped" in r.stderr
+
+
+@pytest.mark.slow
+def test_compare_then_report_end_to_end(tmp_path):
+    """Two real (tiny) runs through `compare`, then `report` over them."""
+    r = rb("compare", "--task", "arith", "--algos", "grpo,rapid:steps_per_generation=2", "--seeds", "1",
+           "--time-budget", "3", "--eval-every", "1", "--output", str(tmp_path / "runs"), "--preset", "",
+           "model=tiny-random", "sampler=hf", "max_steps=2", "progress=false", "generation.max_new_tokens=8",
+           "eval.num_problems=4", "eval.n_samples=2", "eval.k=[1,2]", "algo_args.group_size=2",
+           "algo_args.prompts_per_step=2", timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for d in ("grpo/seed0", "rapid-steps_per_generation2/seed0"):
+        assert (tmp_path / "runs" / d / "summary.json").is_file()
+        assert not (tmp_path / "runs" / d / "checkpoints").exists()  # a finished run's checkpoints are dropped
+    r = rb("report", str(tmp_path / "runs"))
+    assert r.returncode == 0, r.stderr
+    assert "rapid (A=2)" in r.stdout and (tmp_path / "runs" / "arith_accuracy.png").is_file()
