@@ -11,7 +11,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DEMO_BUDGET ?= 240
 DEMO_DIR    ?= runs/demo
-RESULTS_BUDGET ?= 150
+RESULTS_BUDGET ?= 180
 
 .PHONY: setup demo test test-all bench results clean-venv
 

@@ -42,7 +42,7 @@ class GenerationConfig:
 class SamplerConfig:
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_model_len: int = 1024
-    kv_cache_gib: float = 2.0  # vLLM CPU: VLLM_CPU_KVCACHE_SPACE
+    kv_cache_gib: float = 1.0  # vLLM CPU: VLLM_CPU_KVCACHE_SPACE; 1 GiB holds ~20k fp32 tokens of the 135M model
     gpu_memory_utilization: float = 0.35  # vLLM CUDA, colocated with training
     sleep_between_phases: bool = True  # vLLM CUDA only: free KV cache while training
     staleness_tolerance: float = 0.1  # warn when |mean ratio - 1| after a sync exceeds this

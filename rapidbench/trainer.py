@@ -90,8 +90,12 @@ def token_logprobs(model, ids: torch.Tensor, attn: torch.Tensor, prompt_len: int
     not shift positions (the sampler sees unpadded prompts).
     """
     pos = (attn.cumsum(-1) - 1).clamp(min=0)  # [n, P+T]
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits  # [n, P+T, V]
-    logits = logits[:, prompt_len - 1 : -1].float()  # [n, T, V] predictions of the completion tokens
+    T = ids.shape[1] - prompt_len
+    # Only the last T+1 positions go through lm_head: the prompt's logits (V = 49k wide) would cost
+    # ~10% of the step's FLOPs and half the logits memory for nothing.
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False,
+                   logits_to_keep=T + 1).logits  # [n, T+1, V]
+    logits = logits[:, :-1].float()  # [n, T, V] predictions of the completion tokens
     if temperature > 0:
         logits = logits / temperature
     targets = ids[:, prompt_len:]  # [n, T]
@@ -104,6 +108,18 @@ def token_values(critic, ids: torch.Tensor, attn: torch.Tensor, prompt_len: int)
     pos = (attn.cumsum(-1) - 1).clamp(min=0)  # [n, P+T]
     out = critic(input_ids=ids, attention_mask=attn, position_ids=pos).logits  # [n, P+T, 1]
     return out[:, prompt_len - 1 : -1, 0].float()  # [n, T]
+
+
+def init_value_head(head: torch.nn.Linear, zero3: bool) -> None:
+    """Start the critic's values near 0. With the model's own init (std 0.02), values on unit-scale
+    hidden states have std ~0.5: per-token TD errors of that size swamp 0/1 rewards and PPO's first
+    steps follow noise (measured: pass@1 0.48 -> 0.26 in 5 steps). OpenRLHF's std 1/(d+1) instead."""
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(head.parameters()), modifier_rank=0, enabled=zero3):
+        torch.nn.init.normal_(head.weight, std=1.0 / (head.in_features + 1))
+        if head.bias is not None:
+            torch.nn.init.zeros_(head.bias)
 
 
 def disable_dropout(model: torch.nn.Module) -> torch.nn.Module:
@@ -172,6 +188,7 @@ class DeepSpeedTrainer:
 
             critic = load(self.dtype, AutoModelForTokenClassification, num_labels=1)
             critic.config.use_cache = False
+            init_value_head(critic.score, zero3=train.zero_stage == 3)
             copt = torch.optim.AdamW(critic.parameters(), lr=needs.critic_lr or train.lr,
                                      betas=(train.adam_beta1, train.adam_beta2), weight_decay=train.weight_decay)
             self.critic, *_ = deepspeed.initialize(model=critic, optimizer=copt, config=self._ds_cfg)
