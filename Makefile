@@ -51,5 +51,13 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q
 
+# Every benchmark, one after another (~1 h on 2 cores): JSON under results/bench/, then the report.
+# time_to_accuracy reuses `make results`' runs (same budget) and adds RAPID A=2/8, PG and DAPO.
+BENCHES := sampler_throughput trainer_step sandbox_throughput grading_throughput demo_memory trl_grpo time_to_accuracy
+bench: setup
+	$(PIP) install -q -e '.[bench]'
+	set -e; for b in $(BENCHES); do echo "== $$b"; $(PY) benchmarks/$$b.py; done
+	$(VENV)/bin/rapidbench report results/
+
 clean-venv:
 	rm -rf $(VENV)

@@ -15,8 +15,17 @@ def machine() -> dict:
     return {**machine_info(), "date": time.strftime("%Y-%m-%d")}
 
 
-def write(name: str, data: dict) -> Path:
+def headline(name: str, value, how: str, target: str | None = None, met: bool | None = None) -> dict:
+    """The one ratio a benchmark stands for; `rapidbench report` lists it in results/README.md."""
+    h = {"name": name, "value": value, "how": how}
+    if target is not None:
+        h["target"], h["met"] = target, "yes" if met else "no"
+    return h
+
+
+def write(name: str, data: dict, head: dict | None = None) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"
-    path.write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")
+    body = {"machine": machine(), **({"headline": head} if head else {}), **data}
+    path.write_text(json.dumps(body, indent=2) + "\n")
     return path

@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 if __name__ == "__main__":
-    from common import write
+    from common import headline, write
 
     from rapidbench.registry import TASKS
 
@@ -36,5 +36,9 @@ if __name__ == "__main__":
         rows.append({"task": name, "graded": len(probs), "seconds": round(dt, 2),
                      "grades_per_s": round(len(probs) / dt, 1), "passed": sum(g.passed for g in grades)})
         print(rows[-1], flush=True)
-    print(f"wrote {write('grading_throughput', {'rows': rows})}")
+    mb = next(r for r in rows if r["task"] == "mbpp")
+    head = headline("MBPP grades/s (sandboxed)", mb["grades_per_s"],
+                    "reference solutions of every test problem through Task.grade_many; " +
+                    ", ".join(f"{r['task']} {r['grades_per_s']}/s" for r in rows))
+    print(f"wrote {write('grading_throughput', {'rows': rows}, head)}")
     print(f"mbpp grades/s: {next(r for r in rows if r['task'] == 'mbpp')['grades_per_s']}")

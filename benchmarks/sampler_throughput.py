@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 if __name__ == "__main__":
-    from common import write
+    from common import headline, write
 
     from rapidbench.config import SamplerConfig
     from rapidbench.models import resolve_model
@@ -72,5 +72,9 @@ if __name__ == "__main__":
     ratio = results["backends"]["vllm"]["tok_per_s"][big] / results["backends"]["hf"]["tok_per_s"][big]
     results["vllm_over_hf_at_max_batch"] = round(ratio, 3)
     results["targets"] = {"vllm_over_hf_at_64": ">= 3", "sync_s_135m": "<= 1", "sync_share_of_step": "<= 0.05"}
-    print(f"wrote {write('sampler_throughput', results)}")
+    sync = results["backends"]["vllm"]["sync_s"]
+    head = headline(f"vllm / hf generation tokens/s at batch {big}", round(ratio, 2),
+                    f"same prompts, {args.tokens} tokens each, one process, median of repeats; vllm weight sync "
+                    f"{sync} s", target=">= 3", met=ratio >= 3)
+    print(f"wrote {write('sampler_throughput', results, head)}")
     print(f"vllm/hf tokens/s at batch {big}: {ratio:.2f}")

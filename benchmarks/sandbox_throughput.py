@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 if __name__ == "__main__":
-    from common import write
+    from common import headline, write
 
     from rapidbench.registry import TASKS
     from rapidbench.tasks.sandbox import Job, Sandbox
@@ -44,5 +44,7 @@ if __name__ == "__main__":
         sb.close()
     speed = {(r["pool"], r["mix"]): r["programs_per_s"] for r in rows}
     ratio = speed[(2, "mbpp_reference")] / speed[(1, "mbpp_reference")]
-    print(f"wrote {write('sandbox_throughput', {'guards': guards, 'rows': rows, 'pool2_over_pool1_mbpp': round(ratio, 3)})}")
+    head = headline("sandbox pool 2 / pool 1 programs/s on MBPP references", round(ratio, 2),
+                    f"{len(mixes['mbpp_reference'])} reference solutions with their tests, guards: " + ", ".join(f"{k}={v}" for k, v in guards.items()))
+    print(f"wrote {write('sandbox_throughput', {'guards': guards, 'rows': rows, 'pool2_over_pool1_mbpp': round(ratio, 3)}, head)}")
     print(f"sandbox pool 2 / pool 1 programs/s on MBPP references: {ratio:.2f}")

@@ -86,7 +86,7 @@ if __name__ == "__main__":
     if args.only:
         print("RESULT " + json.dumps(one(args.only, args)), flush=True)
         sys.exit(0)
-    from common import write
+    from common import headline, write
 
     rows = []
     for s in SETTINGS:
@@ -103,7 +103,11 @@ if __name__ == "__main__":
     for r in rows:
         if "tokens_per_s" in r:
             r["speed_vs_plain"] = round(r["tokens_per_s"] / plain["tokens_per_s"], 3)
-    out = write("trainer_step", {"model": args.model, "batch": args.batch, "seq_len": args.len, "rows": rows})
-    print(f"wrote {out}")
     z0 = next(r for r in rows if r["setting"] == "zero0")
+    mem = ", ".join(f"{r['setting']} {r['peak_rss_gib']} GiB" for r in rows if "peak_rss_gib" in r)
+    head = headline("DeepSpeed ZeRO-0 / plain torch optimizer-step throughput", z0.get("speed_vs_plain"),
+                    f"batch {args.batch} x {args.len} tokens, each setting in its own process, median step; "
+                    f"peak RSS: {mem}")
+    out = write("trainer_step", {"model": args.model, "batch": args.batch, "seq_len": args.len, "rows": rows}, head)
+    print(f"wrote {out}")
     print(f"deepspeed zero0 / plain torch step throughput: {z0.get('speed_vs_plain', float('nan')):.3f}")

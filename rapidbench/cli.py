@@ -65,6 +65,12 @@ def config_from_args(args: argparse.Namespace):
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)  # bad input fails here, before anything is started or written
+    from rapidbench.harness import ExternalLog
+
+    try:
+        ExternalLog.check(cfg.loggers)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     from rapidbench.trainer import setup_distributed
 
     setup_distributed()
@@ -131,7 +137,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     root = Path(args.output or f"results/runs/{args.task}")
     return compare(args.task, settings, seeds, args.time_budget, root, preset=args.preset,
                    eval_every=args.eval_every, overrides=args.overrides, dry_run=args.dry_run,
-                   keep_checkpoints=args.keep_checkpoints)
+                   keep_checkpoints=args.keep_checkpoints, launcher=args.launcher)
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -169,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--time-budget", type=float, required=True, help="seconds of training wall-clock per run")
     cp.add_argument("--eval-every", type=float, default=None, help="evaluate every S training seconds (default budget/3)")
     cp.add_argument("--preset", default=None,
-                    help="preset for every run (default: <algo>-cpu when it exists; '' for none)")
+                    help="preset per run, {algo} filled in (default '{algo}-cpu', used where it exists; '' for none)")
+    cp.add_argument("--launcher", default="", help="run each through this launcher and launchers/run.py, "
+                                                   "e.g. 'deepspeed --num_gpus 4' (default: one plain process)")
     cp.add_argument("--output", default=None, help="root of the runs (default results/runs/<task>)")
     cp.add_argument("--dry-run", action="store_true", help="print the commands only")
     cp.add_argument("--keep-checkpoints", action="store_true", help="keep finished runs' checkpoints (default: delete)")

@@ -12,6 +12,7 @@ An algorithm setting is a registered name with optional algo_args, e.g. `rapid:s
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -63,14 +64,22 @@ def plan(settings: list[Setting], seeds: list[int], root: Path) -> list[tuple[Se
     return [(s, seed, root / s.dirname / f"seed{seed}") for seed in seeds for s in settings]
 
 
+RUN_PY = Path(__file__).resolve().parent.parent / "launchers" / "run.py"
+DEFAULT_PRESET = "{algo}-cpu"
+
+
 def run_command(setting: Setting, seed: int, out: Path, task: str, budget: float, preset: str | None,
-                eval_every: float, overrides: list[str]) -> list[str]:
+                eval_every: float, overrides: list[str], launcher: str = "") -> list[str]:
+    """The command for one run: `python -m rapidbench run ...`, or `<launcher> launchers/run.py ...`
+    (e.g. `deepspeed --num_gpus 4`), which takes the same flags."""
+    head = [*shlex.split(launcher), str(RUN_PY)] if launcher else [sys.executable, "-m", "rapidbench", "run"]
     if (out / "config.json").is_file() or (out / "metrics.jsonl").is_file():
         # started before: the saved config is the run's config; continue from its last checkpoint
-        return [sys.executable, "-m", "rapidbench", "run", "--resume", str(out)]
-    cmd = [sys.executable, "-m", "rapidbench", "run", "--algo", setting.algo, "--task", task, "--seed", str(seed),
-           "--time-budget", str(budget), "--output", str(out)]
-    chosen = preset if preset is not None else f"{setting.algo}-cpu"
+        return [*head, "--resume", str(out)]
+    cmd = [*head, "--algo", setting.algo, "--task", task, "--seed", str(seed), "--time-budget", str(budget),
+           "--output", str(out)]
+    # "{algo}-cpu" by default; a preset that does not exist for this algorithm is skipped
+    chosen = (DEFAULT_PRESET if preset is None else preset).format(algo=setting.algo)
     if chosen and chosen in preset_names():
         cmd += ["--preset", chosen]
     # Evaluate at the same training-clock times in every run, so curves line up across algorithms.
@@ -88,17 +97,17 @@ def _check_config(run_argv: list[str]) -> None:
 
 def compare(task: str, settings: list[Setting], seeds: list[int], budget: float, root: Path,
             preset: str | None = None, eval_every: float | None = None, overrides: list[str] | None = None,
-            dry_run: bool = False, keep_checkpoints: bool = False) -> int:
+            dry_run: bool = False, keep_checkpoints: bool = False, launcher: str = "") -> int:
     if budget <= 0:
         raise CompareError(f"--time-budget must be > 0 seconds, got {budget}")
-    if preset and preset not in preset_names():
+    if preset and not any(preset.format(algo=s.algo) in preset_names() for s in settings):
         raise CompareError(f"unknown preset '{preset}'; presets: {', '.join(preset_names())}")
     eval_every = eval_every or round(budget / 3, 1)
     todo = plan(settings, seeds, root)
     for setting, seed, out in todo:  # a bad override fails here, once, before any run starts
         cmd = run_command(setting, seed, out, task, budget, preset, eval_every, overrides or [])
         if "--resume" not in cmd:
-            _check_config(cmd[4:])
+            _check_config(cmd[cmd.index("--algo"):])
     failed = []
     t0 = time.monotonic()
     for i, (setting, seed, out) in enumerate(todo, 1):
@@ -106,7 +115,7 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
         if (out / "summary.json").is_file():
             print(f"{head}: done before, skipped", file=sys.stderr, flush=True)
             continue
-        cmd = run_command(setting, seed, out, task, budget, preset, eval_every, overrides or [])
+        cmd = run_command(setting, seed, out, task, budget, preset, eval_every, overrides or [], launcher)
         print(f"{head}\n  $ {' '.join(cmd)}", file=sys.stderr, flush=True)
         if dry_run:
             continue
@@ -120,7 +129,8 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
         root.mkdir(parents=True, exist_ok=True)
         (root / "compare.json").write_text(json.dumps({
             "task": task, "algos": [s.dirname for s in settings], "seeds": seeds, "time_budget": budget,
-            "eval_every_seconds": eval_every, "preset": preset, "overrides": overrides or [],
+            "eval_every_seconds": eval_every, "preset": preset or DEFAULT_PRESET, "overrides": overrides or [],
+            "launcher": launcher,
             "elapsed_s": round(time.monotonic() - t0, 1),
         }, indent=2) + "\n")
     if failed:

@@ -95,6 +95,7 @@ class Config:
     resume: str = ""
     preset: str = ""
     progress: bool = True
+    loggers: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)  # optional mirrors of the JSONL
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     sampler_args: SamplerConfig = field(default_factory=SamplerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

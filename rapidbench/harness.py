@@ -115,6 +115,74 @@ def peak_rss_mib() -> float:
     return round(max(own, kids) / 1024, 1)
 
 
+class ExternalLog:
+    """Optional mirrors of metrics.jsonl and eval.jsonl in tensorboard or wandb (`loggers=[...]`).
+
+    Never required: the JSONL files are the record. Asking for one that is not installed is a
+    one-line error before anything runs. TensorBoard's "relative" time axis is the training clock.
+    """
+
+    def __init__(self, names: list[str], root: Path, config: dict[str, Any], rank: int = 0):
+        self.sinks: list[Any] = []
+        self.closers: list[Any] = []
+        for name in dict.fromkeys(names):
+            try:
+                make = {"tensorboard": self._tensorboard, "wandb": self._wandb}[name]
+            except KeyError:
+                raise ValueError(f"loggers: unknown '{name}'; valid: tensorboard, wandb") from None
+            if rank == 0:
+                make(Path(root), config)
+
+    @staticmethod
+    def check(names: list[str]) -> None:
+        """Cheap pre-flight (no import): the CLI calls it before torch.distributed starts."""
+        import importlib.util
+
+        for name in names:
+            if importlib.util.find_spec(name) is None:
+                raise ValueError(f"loggers: {name} is not installed (pip install {name})")
+
+    def _tensorboard(self, root: Path, config: dict[str, Any]) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise ValueError("loggers: tensorboard is not installed (pip install tensorboard)") from None
+        w = SummaryWriter(log_dir=str(root / "tensorboard"))
+
+        def sink(row: dict[str, Any], prefix: str) -> None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    w.add_scalar(f"{prefix}/{k}", v, global_step=row["step"], walltime=row.get("wall_s", 0.0))
+            w.flush()
+
+        self.sinks.append(sink)
+        self.closers.append(w.close)
+
+    def _wandb(self, root: Path, config: dict[str, Any]) -> None:
+        try:
+            import wandb
+        except ImportError:
+            raise ValueError("loggers: wandb is not installed (pip install wandb)") from None
+        # offline unless the user configured wandb (WANDB_MODE / a login): runs here have no internet
+        run = wandb.init(dir=str(root), config=config, mode=os.environ.get("WANDB_MODE", "offline"),
+                         name=root.name, reinit=True)
+
+        def sink(row: dict[str, Any], prefix: str) -> None:
+            run.log({f"{prefix}/{k}": v for k, v in row.items() if k != "step"}, step=row["step"])
+
+        self.sinks.append(sink)
+        self.closers.append(run.finish)
+
+    def log(self, row: dict[str, Any], prefix: str) -> None:
+        for sink in self.sinks:
+            sink(row, prefix)
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+        self.sinks, self.closers = [], []
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not Path(path).exists():
         return []

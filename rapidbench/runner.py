@@ -18,7 +18,7 @@ import torch
 
 from rapidbench.checkpoint import Checkpoints
 from rapidbench.config import Config, ConfigError
-from rapidbench.harness import Clock, Progress, RunFiles, machine_info, pass_at_k, peak_rss_mib, read_jsonl
+from rapidbench.harness import Clock, ExternalLog, Progress, RunFiles, machine_info, pass_at_k, peak_rss_mib, read_jsonl
 from rapidbench.models import resolve_model
 from rapidbench.registry import ALGORITHMS, SAMPLERS, TASKS, TRAINERS
 from rapidbench.rollouts import build_rollouts, concat
@@ -85,6 +85,10 @@ class Run:
         self.cfg = cfg
         self.world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
         self.rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        try:  # first: a logger asked for but not installed stops the run before anything is written
+            self.external = ExternalLog(cfg.loggers, Path(cfg.output), cfg.to_dict(), self.rank)
+        except ValueError as e:
+            raise ConfigError(str(e)) from e
         self.files = RunFiles(Path(cfg.output), self.rank)
         self.ckpts = Checkpoints(self.files.root / "checkpoints", self.rank, keep=cfg.train.keep_checkpoints)
         self.progress = Progress(self.files.log, cfg.progress, self.rank)
@@ -153,6 +157,7 @@ class Run:
         for k, s in zip(ks, sums[:-1]):
             row[f"pass@{k}"] = round(s / max(1e-9, sums[-1]), 6)
         self.files.append(self.files.evals, row)
+        self.external.log(row, "eval")
         return row
 
     # -- checkpoint -------------------------------------------------------------------------------
@@ -260,6 +265,7 @@ class Run:
                 row.update({k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()})
                 row.update({k: round(v, 6) for k, v in mb.extras.items() if isinstance(v, float)})
                 self.files.append(self.files.metrics, row)
+                self.external.log(row, "train")
                 if stop:
                     break
             state.generation += 1
@@ -366,6 +372,7 @@ class Run:
         self.progress.message(f"[rapidbench] done: {state.step} steps in {state.wall_s:.1f}s of training; "
                               f"summary in {self.files.summary}")
         self.progress.close()
+        self.external.close()
         self.sampler.close()
         return summary
 

@@ -42,3 +42,40 @@ def test_cadence_crossing():
     # RAPID with A = 4 moves 4 steps per generation: eval every 8 fires when 8, 16, ... is passed
     assert [crossed(b, b + 4, 8) for b in (0, 4, 8, 12)] == [False, True, False, True]
     assert crossed(6, 9, 8) and not crossed(9, 12, 8) and not crossed(0, 100, 0)
+
+
+def test_tensorboard_mirror_on_the_training_clock(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from rapidbench.harness import ExternalLog
+
+    ext = ExternalLog(["tensorboard"], tmp_path, {"algo": "rapid"})
+    ext.log({"step": 1, "wall_s": 10.0, "reward_mean": 0.25, "note": "x"}, "train")
+    ext.log({"step": 2, "wall_s": 25.0, "reward_mean": 0.5}, "train")
+    ext.log({"step": 2, "wall_s": 25.0, "pass@1": 0.75}, "eval")
+    ext.close()
+    acc = EventAccumulator(str(tmp_path / "tensorboard"))
+    acc.Reload()
+    rew = acc.Scalars("train/reward_mean")
+    assert [(e.step, e.value, e.wall_time) for e in rew] == [(1, 0.25, 10.0), (2, 0.5, 25.0)]
+    assert [e.value for e in acc.Scalars("eval/pass@1")] == [0.75]
+    assert "train/note" not in acc.Tags()["scalars"]
+
+
+def test_missing_logger_is_a_one_line_error_before_anything_is_written(tmp_path):
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    out = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "rapidbench", "run", "--model", "tiny-random", "--output", str(out),
+                        "loggers=[wandb]"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "rapidbench: error: loggers: wandb is not installed (pip install wandb)"]
+    assert not out.exists()
+    r = subprocess.run([sys.executable, "-m", "rapidbench", "run", "--output", str(out), "loggers=[nope]"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "loggers[0]: 'nope' is not one of tensorboard, wandb" in r.stderr

@@ -1,0 +1,47 @@
+"""Peak resident memory of the embedded demo (`make demo`: RAPID and GRPO on the cpu-demo preset),
+each run in its own process for a few steps with its evaluations: trainer, in-process vLLM engine
+and KV cache, grading workers. PPO (policy + critic engines) is measured too, for reference.
+
+    python benchmarks/demo_memory.py [--steps 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def measure(algo: str, steps: int, out: Path) -> dict:
+    """Run one algorithm in a child process; the run records its peak RSS (getrusage: itself and its
+    finished children, e.g. grading workers) in summary.json."""
+    subprocess.run([sys.executable, "-m", "rapidbench", "run", "--preset", "cpu-demo", "--algo", algo,
+                    "--max-steps", str(steps), "--output", str(out), "--no-progress"],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    summary = json.loads((out / "summary.json").read_text())
+    return {"algo": algo, "steps": steps, "peak_rss_gib": round(summary["peak_rss_mib"] / 1024, 2)}
+
+
+if __name__ == "__main__":
+    from common import headline, write
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=4)
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for algo in ("rapid", "grpo", "ppo"):
+            rows.append(measure(algo, args.steps, Path(tmp) / algo))
+            print(rows[-1], flush=True)
+    demo = max(r["peak_rss_gib"] for r in rows if r["algo"] in ("rapid", "grpo"))
+    head = headline("peak RSS of the embedded demo (GiB)", demo,
+                    f"max of RAPID and GRPO on the cpu-demo preset, {args.steps} steps + evaluations each, own process; "
+                    f"PPO (two engines) {next(r['peak_rss_gib'] for r in rows if r['algo'] == 'ppo')} GiB",
+                    target="<= 8", met=demo <= 8)
+    print(f"wrote {write('demo_memory', {'rows': rows}, head)}")
+    print(f"demo peak RSS GiB: {demo}")
