@@ -129,7 +129,7 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
         root.mkdir(parents=True, exist_ok=True)
         (root / "compare.json").write_text(json.dumps({
             "task": task, "algos": [s.dirname for s in settings], "seeds": seeds, "time_budget": budget,
-            "eval_every_seconds": eval_every, "preset": preset or DEFAULT_PRESET, "overrides": overrides or [],
+            "eval_every_seconds": eval_every, "preset": DEFAULT_PRESET if preset is None else preset, "overrides": overrides or [],
             "launcher": launcher,
             "elapsed_s": round(time.monotonic() - t0, 1),
         }, indent=2) + "\n")

@@ -200,7 +200,8 @@ class Run:
             last_eval = self.evaluate(0, clock)
             self._report_eval(last_eval, clock)
         last_eval_wall = clock.training_s()
-        stop = False
+        # a run resumed from its final checkpoint has nothing left to do
+        stop = bool(cfg.max_steps and state.step >= cfg.max_steps) or bool(cfg.time_budget and state.wall_s >= cfg.time_budget)
         while not stop:
             # ---- inference phase: pi_old frozen, A*B prompts x G completions --------------------------
             gen.manual_seed(cfg.seed * 7919 + state.generation)  # per generation: a resumed run shuffles alike

@@ -169,6 +169,11 @@ def test_compare_plan_skips_finished_and_resumes_started(tmp_path):
     assert cmd[3:] == ["run", "--algo", "rapid", "--task", "arith", "--seed", "0", "--time-budget", "60.0", "--output",
                        str(out), "--preset", "rapid-cpu", "eval.every_seconds=20.0", "eval.every_steps=0",
                        "algo_args.steps_per_generation=8", "eval.num_problems=8"]
+    # a preset family: each algorithm's own file where it exists; through a launcher, launchers/run.py
+    gpu = run_command(s, seed, out, "mbpp", 60.0, "{algo}-paper-gpu", 20.0, [], launcher="deepspeed --num_gpus 4")
+    assert gpu[:4] == ["deepspeed", "--num_gpus", "4", str(ROOT / "launchers" / "run.py")]
+    assert gpu[gpu.index("--preset") + 1] == "rapid-paper-gpu"
+    assert "--preset" not in run_command(s, seed, out, "arith", 60.0, "", 20.0, [])  # '' = no preset
     out.mkdir(parents=True)
     (out / "config.json").write_text("{}")  # started, not finished: continue it
     assert run_command(s, seed, out, "arith", 60.0, None, 20.0, [])[3:] == ["run", "--resume", str(out)]

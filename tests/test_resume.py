@@ -53,6 +53,13 @@ def test_sigkill_and_resume_is_one_continuous_run(tmp_path):
     assert walls == sorted(walls)  # one clock across the restart
     assert json.loads((out / "summary.json").read_text())["steps"] == 6
 
+    # resuming a finished run (its final checkpoint) trains no further and keeps its files
+    r = subprocess.run([sys.executable, str(ROOT / "launchers" / "run.py"), "--resume", str(full), "--no-progress"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert [x["step"] for x in rows(full / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+    assert [x["step"] for x in rows(full / "eval.jsonl")] == [0, 2, 4, 6]
+
 
 def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path):
     out = tmp_path / "run"
