@@ -115,6 +115,7 @@ class Run:
         self.train_problems = self.task.train_problems()
         self.test_problems = self.task.test_problems()[: cfg.eval.num_problems]
         self._prompt_cache: dict[str, list[int]] = {}
+        self._last_acc: float | None = None  # latest held-out pass@1, for the progress line
 
     def _check_shapes(self) -> None:
         B, W = self.cfg.algo_args.prompts_per_step, self.world
@@ -339,12 +340,15 @@ class Run:
         s = f"step {state.step}" + (f"/{self.cfg.max_steps}" if self.cfg.max_steps else "") + f" | {phase:<11}"
         if reward is not None:
             s += f" | reward {reward:.3f}"
+        if self._last_acc is not None:
+            s += f" | pass@1 {self._last_acc:.3f}"
         s += f" | train clock {clock.training_s():7.1f}s"
         if self.cfg.time_budget:
             s += f" ({max(0.0, self.cfg.time_budget - clock.training_s()):.0f}s left)"
         return s
 
     def _report_eval(self, row: dict[str, Any], clock: Clock) -> None:
+        self._last_acc = row.get("pass@1")
         extra = " ".join(f"{k}={v:.3f}" for k, v in row.items() if k.startswith("pass@"))
         self.progress.message(f"[eval] step {row['step']} train clock {row['wall_s']:.1f}s {extra} (eval took {row['eval_s']:.1f}s)")
 
