@@ -34,28 +34,37 @@ if __name__ == "__main__":
     ap.add_argument("--algos", default=DEFAULT_ALGOS)
     ap.add_argument("--baseline", default="grpo")
     ap.add_argument("--output", default=None, help="runs root (default results/runs/<task>)")
+    ap.add_argument("--no-run", action="store_true", help="only read the finished runs (the sweep may be partial)")
     args = ap.parse_args()
     root = Path(args.output or ROOT / "results" / "runs" / args.task)
     settings = parse_settings(args.algos)
-    rc = compare(args.task, settings, list(range(args.seeds)), args.budget, root)
+    rc = 0 if args.no_run else compare(args.task, settings, list(range(args.seeds)), args.budget, root)
     wanted = {root / s.dirname for s in settings}
     runs = [r for r in find_runs([str(root)]) if r.path.parent in wanted and r.config.get("time_budget") == args.budget]
     by_label = {s.label: s for s in group(runs).get(args.task, [])}
     base = next(s for s in by_label.values() if s.algo == args.baseline)
     target = base.final_mean()
     base_t = base.time_to(target)
+    # a target every setting reaches: the lowest final mean (where "not reached" says nothing)
+    common = min(s.final_mean() for s in by_label.values())
+    base_c = base.time_to(common)
     rows = []
     for s in by_label.values():
         n = len(s.runs)
         wall = sum(r.summary["train_wall_s"] for r in s.runs) / n
         ph = {k: sum(r.summary["phases_s"][k] for r in s.runs) / n for k in ("gen_s", "train_s", "sync_s", "grade_s")}
         a = s.runs[0].config["algo_args"]
-        t = s.time_to(target)
+        t, tc = s.time_to(target), s.time_to(common)
+        end = max(r.evals[-1]["wall_s"] for r in s.runs)
         rows.append({
             "setting": s.label, "seeds": n, "final_pass@1": round(s.final_mean(), 4),
             "final_pass@1_std": round(statistics.stdev(s.finals()), 4) if n > 1 else 0.0,
             "time_to_target_s": None if t is None else round(t, 1),
             "ratio_vs_baseline": None if (t is None or not base_t) else round(t / base_t, 3),
+            # not reached within the budget: the ratio is at least (last evaluation) / baseline's time
+            "ratio_lower_bound": round(end / base_t, 3) if (t is None and base_t) else None,
+            "time_to_common_target_s": None if tc is None else round(tc, 1),
+            "ratio_at_common_target": None if (tc is None or not base_c) else round(tc / base_c, 3),
             "steps": statistics.mean(r.summary["steps"] for r in s.runs), "train_wall_s": round(wall, 1),
             "s_per_step": round(statistics.mean(r.summary["train_wall_s"] / max(1, r.summary["steps"]) for r in s.runs), 2),
             "gen_share": round(ph["gen_s"] / wall, 3), "train_share": round(ph["train_s"] / wall, 3),
@@ -64,16 +73,21 @@ if __name__ == "__main__":
             "steps_per_generation": a.get("steps_per_generation", a.get("num_iterations", 1)),
         })
         print(rows[-1], flush=True)
-    rapid = [r for r in rows if r["setting"].startswith("rapid") and r["ratio_vs_baseline"] is not None]
-    best = min(rapid, key=lambda r: r["ratio_vs_baseline"]) if rapid else None
-    value = best["ratio_vs_baseline"] if best else None
-    how = (f"{args.seeds} seeds x {len(settings)} settings, {args.budget:g} s of training each, one after another; "
-           f"target = {args.baseline}'s final mean pass@1 ({target:.3f}), times read off seed-mean curves; "
-           f"best RAPID setting: {best['setting'] if best else 'none reached the target'}")
+    rapid = [r for r in rows if r["setting"].startswith("rapid")]
+    key = lambda r: r["ratio_vs_baseline"] if r["ratio_vs_baseline"] is not None else 1e9 + (r["ratio_lower_bound"] or 0)
+    best = min(rapid, key=key)
+    met = best["ratio_vs_baseline"] is not None and best["ratio_vs_baseline"] <= 0.60
+    value = best["ratio_vs_baseline"] if best["ratio_vs_baseline"] is not None else f"> {best['ratio_lower_bound']} (not reached)"
+    done = sorted({len(s.runs) for s in by_label.values()})
+    how = (f"{'/'.join(map(str, done))} seeds x {len(by_label)} settings ({', '.join(by_label)}), {args.budget:g} s of "
+           f"training each, one after another; target = {args.baseline}'s final mean pass@1 ({target:.3f}), times "
+           f"read off seed-mean curves; best RAPID setting {best['setting']}; at the lowest final mean ({common:.3f}), "
+           f"which all reach, RAPID/{args.baseline} = {best['ratio_at_common_target']}")
     head = headline(f"RAPID time to {args.baseline}'s final accuracy / {args.baseline}'s time", value, how,
-                    target="<= 0.60", met=value is not None and value <= 0.60)
+                    target="<= 0.60", met=met)
     out = write("time_to_accuracy", {"task": args.task, "budget_s": args.budget, "target_pass@1": round(target, 4),
-                                     "baseline": args.baseline, "baseline_time_s": base_t, "rows": rows}, head)
+                                     "baseline": args.baseline, "baseline_time_s": base_t,
+                                     "common_target_pass@1": round(common, 4), "rows": rows}, head)
     print(f"wrote {out}")
-    print(f"RAPID ({best['setting'] if best else '-'}) time to {args.baseline}'s final accuracy / {args.baseline}'s: {value}")
+    print(f"RAPID ({best['setting']}) time to {args.baseline}'s final accuracy / {args.baseline}'s: {value}")
     sys.exit(rc)

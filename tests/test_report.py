@@ -31,10 +31,10 @@ def test_mean_curve_over_seeds_on_a_common_grid():
     a = (np.array([0.0, 10.0, 20.0]), np.array([0.0, 1.0, 1.0]))
     b = (np.array([0.0, 16.0]), np.array([0.0, 0.8]))  # evaluated at other times, ends earlier
     grid, mean, lo, hi = mean_curve([a, b], points=5)
-    assert grid.tolist() == [0.0, 4.0, 8.0, 12.0, 16.0]  # to the earliest last evaluation, no extrapolation
-    # a: 0, .4, .8, 1, 1   b: 0, .2, .4, .6, .8
-    assert mean.tolist() == pytest.approx([0.0, 0.3, 0.6, 0.8, 0.9])
-    assert lo.tolist() == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8]) and hi.tolist() == pytest.approx([0, .4, .8, 1, 1])
+    assert grid.tolist() == [0.0, 5.0, 10.0, 15.0, 20.0]  # to the latest last evaluation
+    # a: 0, .5, 1, 1, 1   b: 0, .25, .5, .75, .8 (held at its final 0.8 after 16 s)
+    assert mean.tolist() == pytest.approx([0.0, 0.375, 0.75, 0.875, 0.9])  # ends at the mean of the finals
+    assert lo.tolist() == pytest.approx([0.0, 0.25, 0.5, 0.75, 0.8]) and hi.tolist() == pytest.approx([0, .5, 1, 1, 1])
 
 
 def fake_run(root: Path, algo: str, seed: int, evals: list[tuple[float, float]], a: int | None = None,
@@ -90,7 +90,10 @@ def test_report_tables_from_hand_made_runs(tmp_path):
     doc = build_report(runs, tmp_path, [str(root)], plots=False)
     # target = the best baseline's final mean (grpo 0.5, not ppo 0.4)
     assert "Target: pass@1 = 0.500, the best baseline's final mean pass@1 (grpo)" in doc
-    acc, ttt, phases = tables(doc)
+    acc, ttt, low, phases = tables(doc)
+    # and a target every setting reaches: ppo's final 0.4; grpo's mean curve gets there at 50 s
+    assert "And to pass@1 = 0.400, the lowest final mean (ppo)" in doc
+    assert low["grpo"]["time to target s (mean curve)"] == "50" and low["ppo"]["time to target s (mean curve)"] == "100"
     # final accuracy: rapid 0.6 and 0.55 -> mean 0.575, sample std 0.035
     assert acc["rapid (A=4)"]["pass@1 final"] == "0.575 ± 0.035" and acc["grpo"]["pass@1 final"] == "0.500 ± 0.000"
     assert acc["rapid (A=4)"]["pass@4 final"] == "1.000 ± 0.000" and acc["ppo"]["seeds"] == "2"
