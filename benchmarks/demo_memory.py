@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def measure(algo: str, steps: int, out: Path, *overrides: str) -> dict:
@@ -41,10 +42,21 @@ if __name__ == "__main__":
         for i, (algo, *ov) in enumerate([("rapid",), ("grpo",), ("rapid", "train.micro_batch_size=8"), ("ppo",)]):
             rows.append(measure(algo, args.steps, Path(tmp) / str(i), *ov))
             print(rows[-1], flush=True)
+    # Memory grows a little over a long run (allocator fragmentation): include the full-length runs
+    # of the same setting that `make results` recorded, when present.
+    from rapidbench.report import find_runs
+
+    ref = [r for r in find_runs([str(ROOT / "results" / "runs" / "arith")])
+           if r.summary["algo"] in ("rapid", "grpo") and "peak_rss_mib" in r.summary]
+    for r in ref:
+        rows.append({"algo": r.summary["algo"], "overrides": [], "steps": r.summary["steps"], "run": str(r.path.relative_to(ROOT)),
+                     "peak_rss_gib": round(r.summary["peak_rss_mib"] / 1024, 2),
+                     "s_per_step": round(r.summary["train_wall_s"] / max(1, r.summary["steps"]), 2)})
     demo = max(r["peak_rss_gib"] for r in rows if r["algo"] in ("rapid", "grpo") and not r["overrides"])
     small = next(r for r in rows if r["overrides"])
     head = headline("peak RSS of the embedded demo (GiB)", demo,
-                    f"max of RAPID and GRPO on the cpu-demo preset, {args.steps} steps + evaluations each, own process; "
+                    f"max of RAPID and GRPO on the cpu-demo preset, {args.steps} steps + evaluations each, own process, "
+                    f"and of the {len(ref)} full-length reference runs of that setting in results/runs; "
                     f"RAPID with train.micro_batch_size=8: {small['peak_rss_gib']} GiB at {small['s_per_step']} s/step "
                     f"(16: {rows[0]['s_per_step']} s/step); "
                     f"PPO (two engines) {next(r['peak_rss_gib'] for r in rows if r['algo'] == 'ppo')} GiB",
