@@ -144,7 +144,8 @@ def test_committed_results_regenerate_exactly(tmp_path):
 
 
 def rb(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "rapidbench", *args], capture_output=True, text=True, timeout=600, **kw)
+    kw.setdefault("timeout", 600)
+    return subprocess.run([sys.executable, "-m", "rapidbench", *args], capture_output=True, text=True, **kw)
 
 
 def test_report_and_compare_bad_input_is_one_line(tmp_path):
@@ -186,7 +187,6 @@ def test_compare_plan_skips_finished_and_resumes_started(tmp_path):
     assert r.returncode == 0 and "done before, skipped" in r.stderr
 
 
-@pytest.mark.slow
 def test_compare_then_report_end_to_end(tmp_path):
     """Two real (tiny) runs through `compare`, then `report` over them."""
     r = rb("compare", "--task", "arith", "--algos", "grpo,rapid:steps_per_generation=2", "--seeds", "1",
