@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None, help="where README.md and the PNGs go (default: the one path given)")
     rep.add_argument("--target", type=float, default=None,
                      help="pass@1 to race to (default: the best baseline's final mean pass@1)")
-    rep.add_argument("--baseline", default=None, help="setting the speed-up is measured against (default grpo)")
+    rep.add_argument("--baseline", default="grpo", help="setting the speed-up is measured against (default grpo)")
     rep.add_argument("--subject", default="rapid", help="the algorithm under test; every other one is a baseline")
     rep.add_argument("--no-write", action="store_true", help="print the tables only; write no file")
     rep.set_defaults(func=cmd_report)
