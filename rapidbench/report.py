@@ -217,11 +217,6 @@ def phase_table(settings: list[Setting]) -> str:
                          "train wall s", "gen share", "train share", "eval s (off clock)", "ckpt s (off clock)"])
 
 
-def comparison_table(runs: list[RunRecord]) -> str:
-    """One accuracy table over all runs (the demo's summary)."""
-    return "\n\n".join(accuracy_table(ss, ["pass@1"]) for ss in group(runs).values())
-
-
 # -- the document ---------------------------------------------------------------------------------
 HEADER = """# Results
 
