@@ -67,7 +67,7 @@ def phase_plot(settings: list[Setting], path: Path) -> Path:
     labels = [s.label for s in settings]
     left = np.zeros(len(settings))
     for k in PHASES:
-        vals = np.array([sum(r.summary["phases_s"].get(k, 0.0) for r in s.runs) / len(s.runs) for s in settings])
+        vals = np.array([s.phase_mean(k) for s in settings])
         ax.barh(labels, vals, left=left, label=PHASE_NAMES[k])
         left += vals
     ax.set_xlabel("seconds of training wall-clock (mean over seeds)")

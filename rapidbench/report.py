@@ -135,6 +135,10 @@ class Setting:
         f = self.finals()
         return statistics.mean(f) if f else float("nan")
 
+    def phase_mean(self, key: str) -> float:
+        """Mean seconds per run in phase `key` (gen_s, grade_s, sync_s, train_s)."""
+        return sum(r.summary["phases_s"].get(key, 0.0) for r in self.runs) / len(self.runs)
+
     def mean_curve(self, metric: str = "pass@1"):
         return mean_curve([r.curve(metric) for r in self.runs])
 
@@ -205,7 +209,7 @@ def phase_table(settings: list[Setting]) -> str:
     rows = []
     for s in settings:
         n = len(s.runs)
-        ph = {k: sum(r.summary["phases_s"].get(k, 0.0) for r in s.runs) / n for k in PHASES}
+        ph = {k: s.phase_mean(k) for k in PHASES}
         wall = sum(r.summary["train_wall_s"] for r in s.runs) / n
         other = max(0.0, wall - sum(ph.values()))
         ev = sum(r.summary.get("eval_s", 0.0) for r in s.runs) / n
