@@ -35,6 +35,22 @@ def dist():
     yield
 
 
+DIST_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+@pytest.fixture(autouse=True)
+def _no_dist_env_for_children(request, monkeypatch):
+    """Tests without `dist` launch runs in subprocesses: hide the session group's rendezvous.
+
+    Otherwise a child started after a `dist` test inherits MASTER_PORT, which this process still
+    holds, and dies with EADDRINUSE. Tests with `dist` keep the variables DeepSpeed reads.
+    """
+    if "dist" not in request.fixturenames:
+        for key in DIST_ENV:
+            monkeypatch.delenv(key, raising=False)
+    yield
+
+
 @pytest.fixture(scope="session")
 def tiny_sampler(tiny_model, dist):
     """One sampler per backend for the whole session, on the tiny model.
