@@ -51,8 +51,6 @@ if __name__ == "__main__":
     rows = []
     for s in by_label.values():
         n = len(s.runs)
-        wall = sum(r.summary["train_wall_s"] for r in s.runs) / n
-        ph = {k: sum(r.summary["phases_s"][k] for r in s.runs) / n for k in ("gen_s", "train_s", "sync_s", "grade_s")}
         a = s.runs[0].config["algo_args"]
         t, tc = s.time_to(target), s.time_to(common)
         end = max(r.evals[-1]["wall_s"] for r in s.runs)
@@ -65,10 +63,9 @@ if __name__ == "__main__":
             "ratio_lower_bound": round(end / base_t, 3) if (t is None and base_t) else None,
             "time_to_common_target_s": None if tc is None else round(tc, 1),
             "ratio_at_common_target": None if (tc is None or not base_c) else round(tc / base_c, 3),
-            "steps": statistics.mean(r.summary["steps"] for r in s.runs), "train_wall_s": round(wall, 1),
-            "s_per_step": round(statistics.mean(r.summary["train_wall_s"] / max(1, r.summary["steps"]) for r in s.runs), 2),
-            "gen_share": round(ph["gen_s"] / wall, 3), "train_share": round(ph["train_s"] / wall, 3),
-            "sync_share": round(ph["sync_s"] / wall, 3),
+            "steps": s.summary_mean("steps"), "train_wall_s": round(s.summary_mean("train_wall_s"), 1),
+            "s_per_step": round(s.s_per_step(), 2),
+            **{f"{k[:-2]}_share": round(s.share(k), 3) for k in ("gen_s", "train_s", "sync_s")},
             "prompts_per_step": a.get("prompts_per_step"), "group_size": a.get("group_size"),
             "steps_per_generation": a.get("steps_per_generation", a.get("num_iterations", 1)),
         })

@@ -139,6 +139,17 @@ class Setting:
         """Mean seconds per run in phase `key` (gen_s, grade_s, sync_s, train_s)."""
         return sum(r.summary["phases_s"].get(key, 0.0) for r in self.runs) / len(self.runs)
 
+    def summary_mean(self, key: str) -> float:
+        """Mean over seeds of a number in summary.json (train_wall_s, steps, eval_s, ...); absent = 0."""
+        return sum(r.summary.get(key, 0.0) for r in self.runs) / len(self.runs)
+
+    def share(self, key: str) -> float:
+        """Phase `key`'s fraction of the training wall-clock."""
+        return self.phase_mean(key) / max(self.summary_mean("train_wall_s"), 1e-9)
+
+    def s_per_step(self) -> float:
+        return statistics.mean(r.summary["train_wall_s"] / max(1, r.summary["steps"]) for r in self.runs)
+
     def mean_curve(self, metric: str = "pass@1"):
         return mean_curve([r.curve(metric) for r in self.runs])
 
@@ -183,8 +194,7 @@ def accuracy_table(settings: list[Setting], ks: list[str]) -> str:
         wall = [r.summary["train_wall_s"] for r in s.runs]
         rss = [r.summary["peak_rss_mib"] / 1024 for r in s.runs if "peak_rss_mib" in r.summary]
         rows.append([s.label, len(s.runs), mean_std(start), *(mean_std(s.finals(k)) for k in ks),
-                     mean_std(rewards), mean_std(steps, 1), mean_std(wall, 0),
-                     f"{statistics.mean(w / max(1, n) for w, n in zip(wall, steps)):.1f}",
+                     mean_std(rewards), mean_std(steps, 1), mean_std(wall, 0), f"{s.s_per_step():.1f}",
                      f"{max(rss):.2f}" if rss else "-"])
     return _table(rows, ["setting", "seeds", "pass@1 start", *(f"{k} final" for k in ks), "reward (last 4 steps)",
                          "steps", "train wall s", "s / step", "peak RSS GiB"])
@@ -208,15 +218,11 @@ def target_table(settings: list[Setting], target: float, baseline: Setting | Non
 def phase_table(settings: list[Setting]) -> str:
     rows = []
     for s in settings:
-        n = len(s.runs)
         ph = {k: s.phase_mean(k) for k in PHASES}
-        wall = sum(r.summary["train_wall_s"] for r in s.runs) / n
-        other = max(0.0, wall - sum(ph.values()))
-        ev = sum(r.summary.get("eval_s", 0.0) for r in s.runs) / n
-        ck = sum(r.summary.get("ckpt_s", 0.0) for r in s.runs) / n
-        rows.append([s.label, *(f"{ph[k]:.0f}" for k in PHASES), f"{other:.0f}", f"{wall:.0f}",
-                     f"{100 * ph['gen_s'] / max(wall, 1e-9):.0f}%", f"{100 * ph['train_s'] / max(wall, 1e-9):.0f}%",
-                     f"{ev:.0f}", f"{ck:.0f}"])
+        wall = s.summary_mean("train_wall_s")
+        rows.append([s.label, *(f"{ph[k]:.0f}" for k in PHASES), f"{max(0.0, wall - sum(ph.values())):.0f}",
+                     f"{wall:.0f}", f"{100 * s.share('gen_s'):.0f}%", f"{100 * s.share('train_s'):.0f}%",
+                     f"{s.summary_mean('eval_s'):.0f}", f"{s.summary_mean('ckpt_s'):.0f}"])
     return _table(rows, ["setting", "generation s", "grading s", "weight sync s", "training s", "other s",
                          "train wall s", "gen share", "train share", "eval s (off clock)", "ckpt s (off clock)"])
 
