@@ -27,6 +27,9 @@ def measure(algo: str, steps: int, out: Path, *overrides: str) -> dict:
     summary = json.loads((out / "summary.json").read_text())
     return {"algo": algo, "overrides": list(overrides), "steps": steps,
             "peak_rss_gib": round(summary["peak_rss_mib"] / 1024, 2),
+            # after the model, trainer (weights, grads, Adam) and vLLM engine are built; the rest of the
+            # peak is what a batch adds (activations, logits, KV cache in use)
+            "setup_peak_rss_gib": round(summary["setup_peak_rss_mib"] / 1024, 2),
             "s_per_step": round(summary["train_wall_s"] / max(1, summary["steps"]), 2)}
 
 
@@ -47,7 +50,7 @@ if __name__ == "__main__":
     from rapidbench.report import find_runs
 
     ref = [r for r in find_runs([str(ROOT / "results" / "runs" / "arith")])
-           if r.summary["algo"] in ("rapid", "grpo") and "peak_rss_mib" in r.summary]
+           if r.path.parent.name in ("rapid", "grpo") and "peak_rss_mib" in r.summary]  # default A, not the sweep's
     for r in ref:
         rows.append({"algo": r.summary["algo"], "overrides": [], "steps": r.summary["steps"], "run": str(r.path.relative_to(ROOT)),
                      "peak_rss_gib": round(r.summary["peak_rss_mib"] / 1024, 2),
@@ -57,6 +60,8 @@ if __name__ == "__main__":
     head = headline("peak RSS of the embedded demo (GiB)", demo,
                     f"max of RAPID and GRPO on the cpu-demo preset, {args.steps} steps + evaluations each, own process, "
                     f"and of the {len(ref)} full-length reference runs of that setting in results/runs; "
+                    f"{rows[0]['setup_peak_rss_gib']} GiB of RAPID's is there before the first batch (engines, "
+                    f"weights, grads, Adam, KV cache); "
                     f"RAPID with train.micro_batch_size=8: {small['peak_rss_gib']} GiB at {small['s_per_step']} s/step "
                     f"(16: {rows[0]['s_per_step']} s/step); "
                     f"PPO (two engines) {next(r['peak_rss_gib'] for r in rows if r['algo'] == 'ppo')} GiB",

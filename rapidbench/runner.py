@@ -111,6 +111,7 @@ class Run:
             needs=self.algo.needs, total_steps=steps_hint, seed=cfg.seed,
         )
         self.sampler = SAMPLERS.get(cfg.sampler)(self.model_path, cfg.sampler_args, seed=cfg.seed + self.rank)
+        self.setup_rss_mib = peak_rss_mib()  # engines and optimizer state, before any batch (memory reports)
         self.tok = self.sampler.tokenizer
         self.train_problems = self.task.train_problems()
         self.test_problems = self.task.test_problems()[: cfg.eval.num_problems]
@@ -370,7 +371,7 @@ class Run:
             "reward_first": metrics[0]["reward_mean"] if metrics else None,
             "reward_last": metrics[-1]["reward_mean"] if metrics else None,
             "world_size": self.world, "sampler": self.sampler.name,
-            "peak_rss_mib": peak_rss_mib(), "machine": machine_info(),
+            "peak_rss_mib": peak_rss_mib(), "setup_peak_rss_mib": self.setup_rss_mib, "machine": machine_info(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         self.files.write_json(self.files.summary, summary)

@@ -45,6 +45,7 @@ def check_run(out: Path, algo: str, steps: int = 2) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == steps and summary["final_eval"]["step"] == steps
     assert summary["train_wall_s"] == pytest.approx(rows[-1]["wall_s"], abs=1.0)
+    assert 0 < summary["setup_peak_rss_mib"] <= summary["peak_rss_mib"]  # a high-water mark only rises
     assert (out / "run.log").read_text().count("[eval]") == 2
     assert (out / "checkpoints" / "LATEST").read_text().startswith("step")
 
