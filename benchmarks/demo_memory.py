@@ -27,8 +27,8 @@ def measure(algo: str, steps: int, out: Path, *overrides: str) -> dict:
     summary = json.loads((out / "summary.json").read_text())
     return {"algo": algo, "overrides": list(overrides), "steps": steps,
             "peak_rss_gib": round(summary["peak_rss_mib"] / 1024, 2),
-            # after the model, trainer (weights, grads, Adam) and vLLM engine are built; the rest of the
-            # peak is what a batch adds (activations, logits, KV cache in use)
+            # once the trainer and the vLLM engine are built (libraries, weights); gradients and Adam's
+            # moments come with the first step, KV-cache pages as they are used, activations per batch
             "setup_peak_rss_gib": round(summary["setup_peak_rss_mib"] / 1024, 2),
             "s_per_step": round(summary["train_wall_s"] / max(1, summary["steps"]), 2)}
 
@@ -60,8 +60,8 @@ if __name__ == "__main__":
     head = headline("peak RSS of the embedded demo (GiB)", demo,
                     f"max of RAPID and GRPO on the cpu-demo preset, {args.steps} steps + evaluations each, own process, "
                     f"and of the {len(ref)} full-length reference runs of that setting in results/runs; "
-                    f"{rows[0]['setup_peak_rss_gib']} GiB of RAPID's is there before the first batch (engines, "
-                    f"weights, grads, Adam, KV cache); "
+                    f"{rows[0]['setup_peak_rss_gib']} GiB of RAPID's is there before the first batch (libraries, "
+                    f"both engines' weights); "
                     f"RAPID with train.micro_batch_size=8: {small['peak_rss_gib']} GiB at {small['s_per_step']} s/step "
                     f"(16: {rows[0]['s_per_step']} s/step); "
                     f"PPO (two engines) {next(r['peak_rss_gib'] for r in rows if r['algo'] == 'ppo')} GiB",

@@ -111,7 +111,7 @@ class Run:
             needs=self.algo.needs, total_steps=steps_hint, seed=cfg.seed,
         )
         self.sampler = SAMPLERS.get(cfg.sampler)(self.model_path, cfg.sampler_args, seed=cfg.seed + self.rank)
-        self.setup_rss_mib = peak_rss_mib()  # engines and optimizer state, before any batch (memory reports)
+        self.setup_rss_mib = peak_rss_mib()  # engines built, before any batch (Adam's state comes lazily)
         self.tok = self.sampler.tokenizer
         self.train_problems = self.task.train_problems()
         self.test_problems = self.task.test_problems()[: cfg.eval.num_problems]
