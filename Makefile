@@ -40,9 +40,10 @@ demo: setup
 	$(VENV)/bin/rapidbench report $(DEMO_DIR)
 
 # The committed reference comparison: RAPID vs GRPO vs PPO on the embedded default, 3 seeds, the same
-# training budget (~50 min on 2 cores). Re-running skips finished runs; results/README.md is regenerated.
+# training budget (~1 h on 2 cores), under results/runs/arith/<hardware tag>/. Re-running skips finished runs;
+# results/README.md is regenerated.
 results: setup
-	$(VENV)/bin/rapidbench compare --task arith --algos rapid,grpo,ppo --seeds 3 --time-budget $(RESULTS_BUDGET) --output results/runs/arith
+	$(VENV)/bin/rapidbench compare --task arith --algos rapid,grpo,ppo --seeds 3 --time-budget $(RESULTS_BUDGET)
 	$(VENV)/bin/rapidbench report results/
 
 test: setup
@@ -51,7 +52,7 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q
 
-# Every benchmark, one after another (~1 h on 2 cores): JSON under results/bench/, then the report.
+# Every benchmark, one after another (~1 h on 2 cores): JSON under results/bench/<hardware tag>/, then the report.
 # time_to_accuracy reuses `make results`' runs (same budget) and adds RAPID A=2/8, PG and DAPO.
 BENCHES := sampler_throughput trainer_step sandbox_throughput grading_throughput demo_memory trl_grpo time_to_accuracy
 bench: setup

@@ -1,4 +1,5 @@
-"""Shared bits for benchmark scripts: machine description and JSON output under results/bench/."""
+"""Shared bits for benchmark scripts: machine description and JSON output under
+results/bench/<hardware tag>/ (a measurement belongs to the kind of machine it was made on)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,9 @@ import json
 import time
 from pathlib import Path
 
-from rapidbench.harness import machine_info
+from rapidbench.harness import hardware_tag, machine_info
 
-OUT = Path(__file__).resolve().parent.parent / "results" / "bench"
+BENCH = Path(__file__).resolve().parent.parent / "results" / "bench"
 
 
 def machine() -> dict:
@@ -24,8 +25,9 @@ def headline(name: str, value, how: str, target: str | None = None, met: bool | 
 
 
 def write(name: str, data: dict, head: dict | None = None) -> Path:
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / f"{name}.json"
+    out = BENCH / hardware_tag()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{name}.json"
     body = {"machine": machine(), **({"headline": head} if head else {}), **data}
     path.write_text(json.dumps(body, indent=2) + "\n")
     return path

@@ -46,10 +46,11 @@ if __name__ == "__main__":
             rows.append(measure(algo, args.steps, Path(tmp) / str(i), *ov))
             print(rows[-1], flush=True)
     # Memory grows a little over a long run (allocator fragmentation): include the full-length runs
-    # of the same setting that `make results` recorded, when present.
+    # of the same setting that `make results` recorded on this kind of machine, when present.
+    from rapidbench.harness import hardware_tag
     from rapidbench.report import find_runs
 
-    ref = [r for r in find_runs([str(ROOT / "results" / "runs" / "arith")])
+    ref = [r for r in find_runs([str(ROOT / "results" / "runs" / "arith" / hardware_tag())])
            if r.path.parent.name in ("rapid", "grpo") and "peak_rss_mib" in r.summary]  # default A, not the sweep's
     for r in ref:
         rows.append({"algo": r.summary["algo"], "overrides": [], "steps": r.summary["steps"], "run": str(r.path.relative_to(ROOT)),
@@ -59,7 +60,7 @@ if __name__ == "__main__":
     small = next(r for r in rows if r["overrides"])
     head = headline("peak RSS of the embedded demo (GiB)", demo,
                     f"max of RAPID and GRPO on the cpu-demo preset, {args.steps} steps + evaluations each, own process, "
-                    f"and of the {len(ref)} full-length reference runs of that setting in results/runs; "
+                    f"and of the {len(ref)} full-length reference runs of that setting on {hardware_tag()} in results/runs; "
                     f"{rows[0]['setup_peak_rss_gib']} GiB of RAPID's is there before the first batch (libraries, "
                     f"both engines' weights); "
                     f"RAPID with train.micro_batch_size=8: {small['peak_rss_gib']} GiB at {small['s_per_step']} s/step "

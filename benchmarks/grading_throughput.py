@@ -1,6 +1,6 @@
 """Grades per second per task, grading each task's own reference answers through its grade_many
 (the parallel pools: sandbox slots for code, verify workers for MATH). Writes
-results/bench/grading_throughput.json; the last line printed is MBPP grades/s.
+results/bench/<tag>/grading_throughput.json; the last line printed is MBPP grades/s.
 
     python benchmarks/grading_throughput.py
 """

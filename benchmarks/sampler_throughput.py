@@ -1,6 +1,6 @@
 """Sampler throughput: tokens/s of `vllm` vs `hf` on the embedded model at batch 1, 16 and 64
 (same prompts, every completion exactly --tokens long), and weight-sync seconds. One process, side
-by side. Writes results/bench/sampler_throughput.json; the last line printed is the ratio.
+by side. Writes results/bench/<tag>/sampler_throughput.json; the last line printed is the ratio.
 
     python benchmarks/sampler_throughput.py [--tokens 32] [--batches 1 16 64]
 """
@@ -73,8 +73,11 @@ if __name__ == "__main__":
     results["vllm_over_hf_at_max_batch"] = round(ratio, 3)
     results["targets"] = {"vllm_over_hf_at_64": ">= 3", "sync_s_135m": "<= 1", "sync_share_of_step": "<= 0.05"}
     sync = results["backends"]["vllm"]["sync_s"]
+    tps = {name: "/".join(str(round(v)) for v in row["tok_per_s"].values()) for name, row in results["backends"].items()}
     head = headline(f"vllm / hf generation tokens/s at batch {big}", round(ratio, 2),
-                    f"same prompts, {args.tokens} tokens each, one process, median of repeats; vllm weight sync "
-                    f"{sync} s", target=">= 3", met=ratio >= 3)
+                    f"same prompts, {args.tokens} tokens each, one process, median of repeats, "
+                    f"{results['backends']['vllm']['dtype'].replace('torch.', '')}; tokens/s at batch "
+                    f"{'/'.join(results['backends']['vllm']['tok_per_s'])}: vllm {tps['vllm']}, hf {tps['hf']}; "
+                    f"vllm weight sync {sync} s", target=">= 3", met=ratio >= 3)
     print(f"wrote {write('sampler_throughput', results, head)}")
     print(f"vllm/hf tokens/s at batch {big}: {ratio:.2f}")

@@ -1,5 +1,5 @@
 """Sandbox throughput: programs/s for trivial programs and for the MBPP reference solutions, at
-pool sizes 1 and 2, side by side in one run. Writes results/bench/sandbox_throughput.json; the
+pool sizes 1 and 2, side by side in one run. Writes results/bench/<tag>/sandbox_throughput.json; the
 last line printed is the pool-2 / pool-1 speed-up on MBPP.
 
     python benchmarks/sandbox_throughput.py [--trivial 200]

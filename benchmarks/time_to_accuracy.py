@@ -2,8 +2,10 @@
 the same training budget, one after another on this machine (`rapidbench compare`).
 
 The headline is RAPID's time to reach GRPO's final mean pass@1 divided by GRPO's time (both read
-off the seed-mean curves), for the best A. Runs land in results/runs/<task>/ beside `make results`'
+off the seed-mean curves), for the best A. Runs land beside `make results`'
 (whose rapid/grpo/ppo runs are reused, not repeated, when the budget matches); re-running continues.
+Runs live under results/runs/<task>/<hardware tag>/: a machine of a kind that has committed runs
+reuses them, any other runs the whole sweep (~2 h on 2 AVX2 cores, ~1.5 h on AVX512-BF16).
 The JSON also records where each setting's time went, so a ratio short of the target is explained.
 
     python benchmarks/time_to_accuracy.py [--budget 180] [--seeds 3] [--algos ...]
@@ -25,6 +27,7 @@ if __name__ == "__main__":
     from common import headline, write
 
     from rapidbench.compare import compare, parse_settings
+    from rapidbench.harness import hardware_tag
     from rapidbench.report import find_runs, group
 
     ap = argparse.ArgumentParser()
@@ -33,15 +36,20 @@ if __name__ == "__main__":
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--algos", default=DEFAULT_ALGOS)
     ap.add_argument("--baseline", default="grpo")
-    ap.add_argument("--output", default=None, help="runs root (default results/runs/<task>)")
+    ap.add_argument("--output", default=None, help="runs root (default results/runs/<task>/<hardware tag>)")
     ap.add_argument("--no-run", action="store_true", help="only read the finished runs (the sweep may be partial)")
     args = ap.parse_args()
-    root = Path(args.output or ROOT / "results" / "runs" / args.task)
+    root = Path(args.output or ROOT / "results" / "runs" / args.task / hardware_tag())
     settings = parse_settings(args.algos)
     rc = 0 if args.no_run else compare(args.task, settings, list(range(args.seeds)), args.budget, root)
     wanted = {root / s.dirname for s in settings}
     runs = [r for r in find_runs([str(root)]) if r.path.parent in wanted and r.config.get("time_budget") == args.budget]
-    by_label = {s.label: s for s in group(runs).get(args.task, [])}
+    groups = group(runs)
+    if len(groups) != 1:
+        sys.exit(f"time_to_accuracy: expected the runs of one task on one kind of machine under {root}, "
+                 f"found {', '.join(f'{t} on {hw}' for t, hw in groups) or 'none'}")
+    (_, hw), settings_found = next(iter(groups.items()))
+    by_label = {s.label: s for s in settings_found}
     base = next(s for s in by_label.values() if s.algo == args.baseline)
     target = base.final_mean()
     base_t = base.time_to(target)
@@ -76,13 +84,13 @@ if __name__ == "__main__":
     met = best["ratio_vs_baseline"] is not None and best["ratio_vs_baseline"] <= 0.60
     value = best["ratio_vs_baseline"] if best["ratio_vs_baseline"] is not None else f"> {best['ratio_lower_bound']} (not reached)"
     done = sorted({len(s.runs) for s in by_label.values()})
-    how = (f"{'/'.join(map(str, done))} seeds x {len(by_label)} settings ({', '.join(by_label)}), {args.budget:g} s of "
+    how = (f"on {hw}: {'/'.join(map(str, done))} seeds x {len(by_label)} settings ({', '.join(by_label)}), {args.budget:g} s of "
            f"training each, one after another; target = {args.baseline}'s final mean pass@1 ({target:.3f}), times "
            f"read off seed-mean curves; best RAPID setting {best['setting']}; at the lowest final mean ({common:.3f}), "
            f"which all reach, RAPID/{args.baseline} = {best['ratio_at_common_target']}")
     head = headline(f"RAPID time to {args.baseline}'s final accuracy / {args.baseline}'s time", value, how,
                     target="<= 0.60", met=met)
-    out = write("time_to_accuracy", {"task": args.task, "budget_s": args.budget, "target_pass@1": round(target, 4),
+    out = write("time_to_accuracy", {"task": args.task, "runs_hardware": hw, "budget_s": args.budget, "target_pass@1": round(target, 4),
                                      "baseline": args.baseline, "baseline_time_s": base_t,
                                      "common_target_pass@1": round(common, 4), "rows": rows}, head)
     print(f"wrote {out}")

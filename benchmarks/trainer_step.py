@@ -1,6 +1,6 @@
 """Trainer step throughput and peak memory per ZeRO stage vs a plain torch loop, same model, same
 batch, same loss (GRPO on a fixed batch). Each setting runs in its own process so its peak RSS is
-its own. Writes results/bench/trainer_step.json; the last line printed is the overhead ratio.
+its own. Writes results/bench/<tag>/trainer_step.json; the last line printed is the overhead ratio.
 
     python benchmarks/trainer_step.py [--model smollm2-135m] [--steps 3] [--batch 16] [--len 96]
 """
@@ -61,7 +61,8 @@ def one(setting: str, args) -> dict:
             opt.zero_grad()
     else:
         setup_distributed()
-        cfg = TrainConfig(dtype="auto", lr=1e-6, micro_batch_size=args.batch, zero_stage=int(setting[-1]))
+        # fp32 like the plain loop (on AVX512-BF16/AMX `auto` would pick bf16, a different computation)
+        cfg = TrainConfig(dtype="float32", lr=1e-6, micro_batch_size=args.batch, zero_stage=int(setting[-1]))
         trainer = DeepSpeedTrainer(path, cfg, mini_batch=args.batch, temperature=0.7, needs=algo.needs, total_steps=10)
 
         def step():
@@ -106,7 +107,8 @@ if __name__ == "__main__":
     z0 = next(r for r in rows if r["setting"] == "zero0")
     mem = ", ".join(f"{r['setting']} {r['peak_rss_gib']} GiB" for r in rows if "peak_rss_gib" in r)
     head = headline("DeepSpeed ZeRO-0 / plain torch optimizer-step throughput", z0.get("speed_vs_plain"),
-                    f"batch {args.batch} x {args.len} tokens, each setting in its own process, median step; "
+                    f"fp32, batch {args.batch} x {args.len} tokens, each setting in its own process, mean of {args.steps} steps "
+                    "after a warm-up step; "
                     f"peak RSS: {mem}")
     out = write("trainer_step", {"model": args.model, "batch": args.batch, "seq_len": args.len, "rows": rows}, head)
     print(f"wrote {out}")

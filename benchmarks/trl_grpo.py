@@ -68,7 +68,9 @@ def our_steps(steps: int, out: str) -> list[float]:
     run = [sys.executable, "-m", "rapidbench", "run", "--preset", "grpo-cpu", "--max-steps", str(steps), "--output", out,
            "--no-progress", "eval.at_start=false", "eval.every_steps=0", "train.lr_schedule=constant",
            f"generation.max_new_tokens={NEW_TOKENS}", f"generation.temperature={TEMP}", f"train.lr={LR}",
-           f"algo_args.group_size={G}", f"algo_args.prompts_per_step={PROMPTS}"]
+           f"algo_args.group_size={G}", f"algo_args.prompts_per_step={PROMPTS}",
+           # fp32 like TRL's side, also where `auto` would pick bf16 (AVX512-BF16/AMX)
+           "train.dtype=float32", "sampler_args.dtype=float32"]
     subprocess.run(run, check=True, stdout=subprocess.DEVNULL)
     walls = [json.loads(ln)["wall_s"] for ln in Path(out, "metrics.jsonl").read_text().splitlines()]
     return [b - a for a, b in zip([0.0, *walls], walls)]

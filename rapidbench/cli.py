@@ -131,10 +131,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from rapidbench.compare import compare, parse_settings
+    from rapidbench.harness import hardware_tag
 
     settings = parse_settings(args.algos)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    root = Path(args.output or f"results/runs/{args.task}")
+    root = Path(args.output or f"results/runs/{args.task}/{hardware_tag()}")
     return compare(args.task, settings, seeds, args.time_budget, root, preset=args.preset,
                    eval_every=args.eval_every, overrides=args.overrides, dry_run=args.dry_run,
                    keep_checkpoints=args.keep_checkpoints, launcher=args.launcher)
@@ -178,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="preset per run, {algo} filled in (default '{algo}-cpu', used where it exists; '' for none)")
     cp.add_argument("--launcher", default="", help="run each through this launcher and launchers/run.py, "
                                                    "e.g. 'deepspeed --num_gpus 4' (default: one plain process)")
-    cp.add_argument("--output", default=None, help="root of the runs (default results/runs/<task>)")
+    cp.add_argument("--output", default=None,
+                    help="root of the runs (default results/runs/<task>/<hardware tag>, e.g. amd-avx2-2c)")
     cp.add_argument("--dry-run", action="store_true", help="print the commands only")
     cp.add_argument("--keep-checkpoints", action="store_true", help="keep finished runs' checkpoints (default: delete)")
     cp.add_argument("overrides", nargs="*", metavar="section.key=value", help="overrides for every run")

@@ -95,6 +95,23 @@ def _check_config(run_argv: list[str]) -> None:
     config_from_args(args)  # raises ConfigError naming the bad key or value
 
 
+def _check_same_machine(outs: list[Path]) -> None:
+    """Finished runs are reused, not repeated; their times only mean something beside new ones
+    made on the same kind of machine."""
+    from rapidbench.harness import hardware_tag, machine_info
+
+    here = machine_info()
+    key = ("cpu", "cores", "avx512", "avx512_bf16", "gpus")
+    for out in outs:
+        if not (out / "summary.json").is_file():
+            continue
+        there = json.loads((out / "summary.json").read_text()).get("machine") or {}
+        if any(there.get(k) for k in key) and any(there.get(k) != here.get(k) for k in key):
+            raise CompareError(f"{out} was run on {hardware_tag(there)} ({there.get('cpu')}), this machine is "
+                               f"{hardware_tag(here)} ({here.get('cpu')}); their wall-clock times do not compare: "
+                               "pass another --output")
+
+
 def compare(task: str, settings: list[Setting], seeds: list[int], budget: float, root: Path,
             preset: str | None = None, eval_every: float | None = None, overrides: list[str] | None = None,
             dry_run: bool = False, keep_checkpoints: bool = False, launcher: str = "") -> int:
@@ -108,6 +125,7 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
         cmd = run_command(setting, seed, out, task, budget, preset, eval_every, overrides or [])
         if "--resume" not in cmd:
             _check_config(cmd[cmd.index("--algo"):])
+    _check_same_machine([out for _, _, out in todo])
     failed = []
     t0 = time.monotonic()
     for i, (setting, seed, out) in enumerate(todo, 1):

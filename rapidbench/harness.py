@@ -102,10 +102,29 @@ def machine_info() -> dict[str, Any]:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             pass
-    return {
+    info = {
         "cpu": model, "cores": os.cpu_count(), "avx512": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
         "python": platform.python_version(), "packages": versions,
     }
+    import torch
+
+    if torch.cuda.is_available():  # only on GPU machines, so CPU records stay as they were
+        info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return info
+
+
+def hardware_tag(machine: dict[str, Any] | None = None) -> str:
+    """A short name for the class of machine a run's times belong to, e.g. `amd-avx2-2c`,
+    `intel-avx512bf16-2c`, `cuda-4gpu`: wall-clock curves are only comparable within one tag, so
+    results live under results/runs/<task>/<tag>/ and the report keeps tags apart."""
+    m = machine_info() if machine is None else machine
+    if m.get("gpus"):
+        return f"cuda-{len(m['gpus'])}gpu"
+    cpu = str(m.get("cpu", "")).lower()
+    vendor = "intel" if "intel" in cpu else "amd" if "amd" in cpu else "cpu"
+    # the ISA decides the dtype (`auto`: bf16 only with AVX512-BF16/AMX) and most of the speed
+    isa = "avx512bf16" if m.get("avx512_bf16") else "avx512" if m.get("avx512") else "avx2"
+    return f"{vendor}-{isa}-{m.get('cores', '?')}c"
 
 
 def peak_rss_mib() -> float:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from rapidbench.harness import read_jsonl
+from rapidbench.harness import hardware_tag, read_jsonl
 
 PHASES = ("gen_s", "grade_s", "sync_s", "train_s")
 GRID_POINTS = 101
@@ -44,6 +44,12 @@ class RunRecord:
     @property
     def task(self) -> str:
         return self.summary["task"]
+
+    @property
+    def hw(self) -> str:
+        """The machine class its times belong to (harness.hardware_tag)."""
+        m = self.summary.get("machine")
+        return hardware_tag(m) if m else "unknown-machine"
 
     def curve(self, metric: str = "pass@1") -> tuple[np.ndarray, np.ndarray]:
         """(training seconds, metric) at each evaluation."""
@@ -121,6 +127,7 @@ def mean_std(values: list[float], digits: int = 3) -> str:
 @dataclass
 class Setting:
     task: str
+    hw: str
     label: str
     runs: list[RunRecord] = field(default_factory=list)
 
@@ -161,12 +168,13 @@ class Setting:
         return [time_to_target(*r.curve(), target) for r in self.runs]
 
 
-def group(runs: list[RunRecord]) -> dict[str, list[Setting]]:
-    """task -> settings (sorted by label), each holding its runs (one per seed)."""
-    out: dict[str, dict[str, Setting]] = {}
+def group(runs: list[RunRecord]) -> dict[tuple[str, str], list[Setting]]:
+    """(task, hardware tag) -> settings (sorted by label), each holding its runs (one per seed).
+    Runs made on different kinds of machine never share a table: their clocks do not compare."""
+    out: dict[tuple[str, str], dict[str, Setting]] = {}
     for r in runs:
-        out.setdefault(r.task, {}).setdefault(r.label, Setting(r.task, r.label)).runs.append(r)
-    return {task: [s for _, s in sorted(by.items())] for task, by in sorted(out.items())}
+        out.setdefault((r.task, r.hw), {}).setdefault(r.label, Setting(r.task, r.hw, r.label)).runs.append(r)
+    return {key: [s for _, s in sorted(by.items())] for key, by in sorted(out.items())}
 
 
 def choose_target(settings: list[Setting], subject: str, target: float | None) -> tuple[float, str]:
@@ -255,27 +263,36 @@ def _describe_runs(settings: list[Setting], out: Path) -> list[str]:
     m = r0.summary.get("machine")
     if m:
         pk = ", ".join(f"{k} {v}" for k, v in m.get("packages", {}).items())
-        lines += [f"Machine: {m['cpu']}, {m['cores']} cores, AVX-512 {'yes' if m['avx512'] else 'no'}, "
-                  f"Python {m['python']}; {pk}.", ""]
+        isa = "AVX512-BF16" if m.get("avx512_bf16") else "AVX-512" if m.get("avx512") else "AVX2"
+        gpus = f", GPUs: {', '.join(m['gpus'])}" if m.get("gpus") else ""
+        dtype = r0.config.get("train", {}).get("dtype", "auto")
+        if dtype == "auto":  # what samplers.base.pick_dtype picked on that machine
+            dtype = "bfloat16" if m.get("gpus") or m.get("avx512_bf16") else "float32"
+        lines += [f"Machine: {m['cpu']}, {m['cores']} cores, {isa}{gpus}, Python {m['python']}"
+                  f"{'; ' + pk if pk else ''}. Trainer dtype {dtype}.", ""]
     rel = [os.path.relpath(r.path.resolve(), out.resolve()) for r in runs]
     lines += ["Runs: " + ", ".join(f"[{p}]({p})" for p in rel), ""]
     return lines
 
 
 def _bench_section(out: Path) -> list[str]:
-    """One line per benchmark JSON under out/bench that states a headline ratio."""
-    rows = []
-    for p in sorted((out / "bench").glob("*.json")):
-        h = json.loads(p.read_text()).get("headline")
-        if h:
-            target = h.get("target", "-")
-            rows.append([f"[{p.stem}](bench/{p.name})", h["name"], f"{h['value']}", target,
-                         h.get("met", "-") if target != "-" else "-", h["how"]])
-    if not rows:
+    """One table per machine (out/bench/<hardware tag>/), a line per JSON stating a headline ratio."""
+    doc = []
+    for d in sorted(p for p in (out / "bench").glob("*") if p.is_dir()):
+        rows = []
+        for p in sorted(d.glob("*.json")):
+            h = json.loads(p.read_text()).get("headline")
+            if h:
+                target = h.get("target", "-")
+                rows.append([f"[{p.stem}](bench/{d.name}/{p.name})", h["name"], f"{h['value']}", target,
+                             h.get("met", "-") if target != "-" else "-", h["how"]])
+        if rows:
+            doc += [f"### on {d.name}", "",
+                    _table(rows, ["benchmark", "measures", "value", "target", "met", "how it was measured"]), ""]
+    if not doc:
         return []
-    return ["## Benchmarks", "", "Each row is the last line its script prints (`make bench` runs them all); the JSON "
-            "holds every measurement.", "",
-            _table(rows, ["benchmark", "measures", "value", "target", "met", "how it was measured"]), ""]
+    return ["## Benchmarks", "", "Each row is the last line its script prints (`make bench` runs them all, writing "
+            "under bench/<hardware tag>/); the JSON holds every measurement and the machine.", "", *doc]
 
 
 def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: float | None = None,
@@ -283,14 +300,14 @@ def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: flo
     """The markdown document (and, with `plots`, the PNGs beside it in `out`)."""
     out = Path(out)
     doc = [HEADER.format(paths=" ".join(paths)), ""]
-    for task, settings in group(runs).items():
+    for (task, hw), settings in group(runs).items():
         ks = sorted({k for s in settings for r in s.runs for k in (r.evals[-1] if r.evals else {})
                      if k.startswith("pass@")}, key=lambda k: int(k[5:]))
         tgt, why = choose_target(settings, subject, target) if any(s.finals() for s in settings) else (None, "")
         base = next((s for s in settings if s.label == baseline or s.algo == baseline), None)
         if base is None:
             base = next((s for s in settings if s.algo != subject), None)  # the named one is absent
-        doc += [f"## {task}", "", *_describe_runs(settings, out),
+        doc += [f"## {task} on {hw}", "", *_describe_runs(settings, out),
                 "### Final accuracy (held-out; mean ± std over seeds)", "", accuracy_table(settings, ks), ""]
         if tgt is not None:
             doc += ["### Time to target", "",
@@ -306,9 +323,10 @@ def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: flo
             from rapidbench.plots import accuracy_plot, phase_plot, reward_plot
 
             out.mkdir(parents=True, exist_ok=True)
-            figs = [accuracy_plot(settings, tgt, out / f"{task}_accuracy.png"),
-                    reward_plot(settings, out / f"{task}_reward.png"),
-                    phase_plot(settings, out / f"{task}_phases.png")]
+            stem = f"{task}-{hw}"
+            figs = [accuracy_plot(settings, tgt, out / f"{stem}_accuracy.png"),
+                    reward_plot(settings, out / f"{stem}_reward.png"),
+                    phase_plot(settings, out / f"{stem}_phases.png")]
             doc += [f"![{f.stem}]({f.name})" for f in figs] + [""]
     doc += _bench_section(out)
     if (out / "ANALYSIS.md").is_file():

@@ -79,3 +79,16 @@ def test_missing_logger_is_a_one_line_error_before_anything_is_written(tmp_path)
     r = subprocess.run([sys.executable, "-m", "rapidbench", "run", "--output", str(out), "loggers=[nope]"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 2 and "loggers[0]: 'nope' is not one of tensorboard, wandb" in r.stderr
+
+
+def test_hardware_tag_names_the_machine_class():
+    from rapidbench.harness import hardware_tag, machine_info
+
+    amd = {"cpu": "AMD EPYC", "cores": 2, "avx512": False, "avx512_bf16": False}
+    assert hardware_tag(amd) == "amd-avx2-2c"
+    assert hardware_tag({**amd, "cpu": "Intel(R) Xeon(R) Processor", "avx512": True, "avx512_bf16": True}) == \
+        "intel-avx512bf16-2c"
+    assert hardware_tag({**amd, "cpu": "Intel Xeon", "avx512": True, "cores": 16}) == "intel-avx512-16c"
+    assert hardware_tag({**amd, "gpus": ["NVIDIA A100"] * 4}) == "cuda-4gpu"
+    # this machine's tag is the one its own description gives (compare and report agree)
+    assert hardware_tag() == hardware_tag(machine_info())

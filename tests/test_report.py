@@ -37,8 +37,11 @@ def test_mean_curve_over_seeds_on_a_common_grid():
     assert lo.tolist() == pytest.approx([0.0, 0.25, 0.5, 0.75, 0.8]) and hi.tolist() == pytest.approx([0, .5, 1, 1, 1])
 
 
+AMD = {"cpu": "AMD EPYC", "cores": 2, "avx512": False, "avx512_bf16": False, "python": "3.11.7", "packages": {}}
+
+
 def fake_run(root: Path, algo: str, seed: int, evals: list[tuple[float, float]], a: int | None = None,
-             phases=(30.0, 1.0, 2.0, 60.0)) -> Path:
+             phases=(30.0, 1.0, 2.0, 60.0), machine: dict | None = AMD) -> Path:
     """A run directory as the runner writes it, with a hand-made curve."""
     d = root / algo / f"seed{seed}"
     d.mkdir(parents=True)
@@ -53,7 +56,7 @@ def fake_run(root: Path, algo: str, seed: int, evals: list[tuple[float, float]],
     (d / "summary.json").write_text(json.dumps({
         "algo": algo, "task": "arith", "model": "tiny-random", "seed": seed, "steps": 10, "train_wall_s": wall,
         "eval_s": 12.0, "ckpt_s": 1.0, "phases_s": dict(zip(("gen_s", "grade_s", "sync_s", "train_s"), phases)),
-        "peak_rss_mib": 2048.0}))
+        "peak_rss_mib": 2048.0, "machine": machine}))
     return d
 
 
@@ -86,7 +89,7 @@ def tables(doc: str) -> list[dict[str, dict[str, str]]]:
 def test_report_tables_from_hand_made_runs(tmp_path):
     root = make_runs(tmp_path / "runs")
     runs = find_runs([str(root)])
-    assert len(runs) == 6 and [s.label for s in group(runs)["arith"]] == ["grpo", "ppo", "rapid (A=4)"]
+    assert len(runs) == 6 and [s.label for s in group(runs)["arith", "amd-avx2-2c"]] == ["grpo", "ppo", "rapid (A=4)"]
     doc = build_report(runs, tmp_path, [str(root)], plots=False)
     # target = the best baseline's final mean (grpo 0.5, not ppo 0.4)
     assert "Target: pass@1 = 0.500, the best baseline's final mean pass@1 (grpo)" in doc
@@ -125,7 +128,8 @@ def test_report_is_deterministic_and_writes_plots(tmp_path):
         assert r.returncode == 0, r.stderr
         outs.append(d / "runs")
     files = sorted(p.name for p in outs[0].iterdir() if p.is_file())
-    assert files == ["README.md", "arith_accuracy.png", "arith_phases.png", "arith_reward.png"]
+    assert files == ["README.md", "arith-amd-avx2-2c_accuracy.png", "arith-amd-avx2-2c_phases.png",
+                     "arith-amd-avx2-2c_reward.png"]
     for f in files:  # the same runs give the same bytes, tables and PNGs alike
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
 
@@ -181,10 +185,34 @@ def test_compare_plan_skips_finished_and_resumes_started(tmp_path):
     out.mkdir(parents=True)
     (out / "config.json").write_text("{}")  # started, not finished: continue it
     assert run_command(s, seed, out, "arith", 60.0, None, 20.0, [])[3:] == ["run", "--resume", str(out)]
-    fake_run(tmp_path, "grpo", 0, [(0.0, 0.3)])
+    from rapidbench.harness import machine_info
+
+    fake_run(tmp_path, "grpo", 0, [(0.0, 0.3)], machine=machine_info())
     r = rb("compare", "--task", "arith", "--algos", "grpo", "--seeds", "1", "--time-budget", "60",
            "--output", str(tmp_path))
     assert r.returncode == 0 and "done before, skipped" in r.stderr
+
+
+def test_runs_of_different_machines_are_kept_apart(tmp_path):
+    """Wall-clock curves from two kinds of machine never share a table, and compare will not mix them."""
+    from rapidbench.harness import hardware_tag, machine_info
+
+    other = {**AMD, "cpu": "Some Other CPU", "cores": 64}  # a machine this one is not
+    make_runs(tmp_path / "a")
+    fake_run(tmp_path / "b", "grpo", 0, [(0.0, 0.3), (10.0, 0.9)], machine=other)
+    runs = find_runs([str(tmp_path)])
+    assert list(group(runs)) == [("arith", "amd-avx2-2c"), ("arith", "cpu-avx2-64c")]
+    doc = build_report(runs, tmp_path, [str(tmp_path)], plots=False)
+    assert "## arith on amd-avx2-2c" in doc and "## arith on cpu-avx2-64c" in doc
+    assert "Machine: AMD EPYC, 2 cores, AVX2, Python 3.11.7. Trainer dtype float32." in doc
+    # grpo's 0.9 on the other machine is not the amd section's target
+    assert "Target: pass@1 = 0.500, the best baseline's final mean pass@1 (grpo)" in doc
+    r = rb("compare", "--task", "arith", "--algos", "grpo", "--seeds", "1", "--time-budget", "60",
+           "--output", str(tmp_path / "b"))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"rapidbench: error: {tmp_path / 'b' / 'grpo' / 'seed0'} was run on cpu-avx2-64c (Some Other CPU), this "
+        f"machine is {hardware_tag()} ({machine_info()['cpu']}); their wall-clock times do not compare: "
+        "pass another --output"]
 
 
 def test_compare_then_report_end_to_end(tmp_path):
@@ -201,3 +229,18 @@ def test_compare_then_report_end_to_end(tmp_path):
     r = rb("report", str(tmp_path / "runs"))
     assert r.returncode == 0, r.stderr
     assert "rapid (A=2)" in r.stdout and (tmp_path / "runs" / "arith_accuracy.png").is_file()
+
+
+def test_benchmark_headlines_are_listed_per_machine(tmp_path):
+    root = make_runs(tmp_path / "runs")
+    for tag, value in (("amd-avx2-2c", 1.68), ("intel-avx512bf16-2c", 3.2)):
+        (tmp_path / "bench" / tag).mkdir(parents=True)
+        (tmp_path / "bench" / tag / "sampler_throughput.json").write_text(json.dumps({"headline": {
+            "name": "vllm / hf", "value": value, "how": "side by side", "target": ">= 3", "met": "yes" if value >= 3 else "no"}}))
+    (tmp_path / "bench" / "amd-avx2-2c" / "other.json").write_text(json.dumps({"rows": []}))  # no headline: no row
+    doc = build_report(find_runs([str(root)]), tmp_path, [str(root)], plots=False)
+    bench = doc[doc.index("## Benchmarks"):]
+    assert bench.index("### on amd-avx2-2c") < bench.index("### on intel-avx512bf16-2c")
+    t = tables(bench)
+    assert len(t) == 2 and t[0]["[sampler_throughput](bench/amd-avx2-2c/sampler_throughput.json)"]["met"] == "no"
+    assert t[1]["[sampler_throughput](bench/intel-avx512bf16-2c/sampler_throughput.json)"]["value"] == "3.2"
