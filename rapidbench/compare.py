@@ -126,7 +126,7 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
         if "--resume" not in cmd:
             _check_config(cmd[cmd.index("--algo"):])
     _check_same_machine([out for _, _, out in todo])
-    failed = []
+    failed, ran = [], 0
     t0 = time.monotonic()
     for i, (setting, seed, out) in enumerate(todo, 1):
         head = f"[compare {i}/{len(todo)}] {setting.dirname} seed {seed} -> {out}"
@@ -138,12 +138,13 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
         if dry_run:
             continue
         rc = subprocess.run(cmd).returncode
+        ran += 1
         if rc != 0:
             failed.append(f"{setting.dirname}/seed{seed} (exit {rc})")
         elif not keep_checkpoints and (out / "summary.json").is_file():
             # a finished run's curves are its product; its final checkpoint is ~12 bytes/parameter
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    if not dry_run:
+    if ran:  # all skipped: the record of the comparison that made them stays as it was
         root.mkdir(parents=True, exist_ok=True)
         (root / "compare.json").write_text(json.dumps({
             "task": task, "algos": [s.dirname for s in settings], "seeds": seeds, "time_budget": budget,

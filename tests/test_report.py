@@ -191,6 +191,7 @@ def test_compare_plan_skips_finished_and_resumes_started(tmp_path):
     r = rb("compare", "--task", "arith", "--algos", "grpo", "--seeds", "1", "--time-budget", "60",
            "--output", str(tmp_path))
     assert r.returncode == 0 and "done before, skipped" in r.stderr
+    assert not (tmp_path / "compare.json").exists()  # nothing ran: an earlier record would stay as it was
 
 
 def test_runs_of_different_machines_are_kept_apart(tmp_path):
@@ -226,9 +227,12 @@ def test_compare_then_report_end_to_end(tmp_path):
     for d in ("grpo/seed0", "rapid-steps_per_generation2/seed0"):
         assert (tmp_path / "runs" / d / "summary.json").is_file()
         assert not (tmp_path / "runs" / d / "checkpoints").exists()  # a finished run's checkpoints are dropped
+    assert json.loads((tmp_path / "runs" / "compare.json").read_text())["algos"] == ["grpo", "rapid-steps_per_generation2"]
     r = rb("report", str(tmp_path / "runs"))
     assert r.returncode == 0, r.stderr
-    assert "rapid (A=2)" in r.stdout and (tmp_path / "runs" / "arith_accuracy.png").is_file()
+    from rapidbench.harness import hardware_tag
+
+    assert "rapid (A=2)" in r.stdout and (tmp_path / "runs" / f"arith-{hardware_tag()}_accuracy.png").is_file()
 
 
 def test_benchmark_headlines_are_listed_per_machine(tmp_path):
