@@ -52,7 +52,8 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q
 
-# Every benchmark, one after another (~1 h on 2 cores): JSON under results/bench/<hardware tag>/, then the report.
+# Every benchmark, one after another: JSON under results/bench/<hardware tag>/, then the report. ~20 min where
+# results/runs/arith/<hardware tag>/ holds the committed sweep; elsewhere the sweep runs first (21 runs, 1.5-3.5 h).
 # time_to_accuracy reuses `make results`' runs (same budget) and adds RAPID A=2/8, PG and DAPO.
 BENCHES := sampler_throughput trainer_step sandbox_throughput grading_throughput demo_memory trl_grpo time_to_accuracy
 bench: setup
