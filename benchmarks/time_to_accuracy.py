@@ -2,10 +2,11 @@
 the same training budget, one after another on this machine (`rapidbench compare`).
 
 The headline is RAPID's time to reach GRPO's final mean pass@1 divided by GRPO's time (both read
-off the seed-mean curves), for the best A. Runs land beside `make results`'
-(whose rapid/grpo/ppo runs are reused, not repeated, when the budget matches); re-running continues.
-Runs live under results/runs/<task>/<hardware tag>/: a machine of a kind that has committed runs
-reuses them, any other runs the whole sweep (~2 h on 2 AVX2 cores, ~1.5 h on AVX512-BF16).
+off the seed-mean curves), for the best A. Runs land beside `make results`' (whose rapid/grpo/ppo
+runs are reused, not repeated, when the budget matches), under results/runs/<task>/<hardware tag>/;
+re-running continues. A machine of a kind that has committed runs
+reuses them and runs only what is missing (the AVX2 machine: A = 2, 8, PG, DAPO, ~2 h); a kind of
+machine with none runs the whole sweep (~1.5 h on 2 AVX512-BF16/AMX cores, ~3.5 h on 2 AVX2 cores).
 The JSON also records where each setting's time went, so a ratio short of the target is explained.
 
     python benchmarks/time_to_accuracy.py [--budget 180] [--seeds 3] [--algos ...]
