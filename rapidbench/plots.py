@@ -49,13 +49,13 @@ def _curve_plot(settings: list[Setting], curves, ylabel: str, title: str, path: 
 
 
 def accuracy_plot(settings: list[Setting], target: float | None, path: Path) -> Path:
-    task = f"{settings[0].task} on {settings[0].hw}"
+    task = settings[0].section
     return _curve_plot(settings, [s.mean_curve() for s in settings], "held-out pass@1",
                        f"{task}: accuracy vs training time (mean, band = min-max over seeds)", path, target)
 
 
 def reward_plot(settings: list[Setting], path: Path) -> Path:
-    task = f"{settings[0].task} on {settings[0].hw}"
+    task = settings[0].section
     curves = [mean_curve([r.reward_curve() for r in s.runs]) for s in settings]
     return _curve_plot(settings, curves, "mean reward of sampled batch",
                        f"{task}: training reward vs training time", path)
@@ -71,7 +71,7 @@ def phase_plot(settings: list[Setting], path: Path) -> Path:
         ax.barh(labels, vals, left=left, label=PHASE_NAMES[k])
         left += vals
     ax.set_xlabel("seconds of training wall-clock (mean over seeds)")
-    ax.set_title(f"{settings[0].task} on {settings[0].hw}: where the training time goes")
+    ax.set_title(f"{settings[0].section}: where the training time goes")
     ax.invert_yaxis()
     ax.legend(fontsize=8, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.28))
     fig.savefig(path, metadata=PNG_META, bbox_inches="tight")

@@ -135,6 +135,11 @@ class Setting:
     def algo(self) -> str:
         return self.runs[0].summary["algo"]
 
+    @property
+    def section(self) -> str:
+        """What its table and plots are titled by: the task and the kind of machine."""
+        return f"{self.task} on {self.hw}"
+
     def finals(self, metric: str = "pass@1") -> list[float]:
         return [r.evals[-1][metric] for r in self.runs if r.evals and metric in r.evals[-1]]
 
@@ -307,7 +312,7 @@ def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: flo
         base = next((s for s in settings if s.label == baseline or s.algo == baseline), None)
         if base is None:
             base = next((s for s in settings if s.algo != subject), None)  # the named one is absent
-        doc += [f"## {task} on {hw}", "", *_describe_runs(settings, out),
+        doc += [f"## {settings[0].section}", "", *_describe_runs(settings, out),
                 "### Final accuracy (held-out; mean ± std over seeds)", "", accuracy_table(settings, ks), ""]
         if tgt is not None:
             doc += ["### Time to target", "",
