@@ -13,9 +13,20 @@ DEMO_BUDGET ?= 240
 DEMO_DIR    ?= runs/demo
 RESULTS_BUDGET ?= 180
 
-.PHONY: setup demo test test-all bench results clean-venv
+.PHONY: setup sandbox-deps demo test test-all bench results clean-venv
 
-setup: $(STAMP)
+setup: $(STAMP) sandbox-deps
+
+# The code tasks' sandbox runs programs under bubblewrap (Debian package `bubblewrap`). Installed
+# here where we may (root with apt-get); elsewhere the line says what to do.
+sandbox-deps:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y -q bubblewrap >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; }; \
+	  else \
+	    echo "NOTE: the code tasks (mbpp, humaneval) need bubblewrap: sudo apt-get install bubblewrap" \
+	         "(or grade with task_args.sandbox=process, weaker isolation)"; \
+	  fi; }
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)

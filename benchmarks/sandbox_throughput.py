@@ -1,6 +1,8 @@
-"""Sandbox throughput: programs/s for trivial programs and for the MBPP reference solutions, at
-pool sizes 1 and 2, side by side in one run. Writes results/bench/<tag>/sandbox_throughput.json; the
-last line printed is the pool-2 / pool-1 speed-up on MBPP.
+"""Sandbox throughput: programs/s for trivial programs and for the MBPP reference solutions, with
+bubblewrap isolation and with the bare-process fallback, at pool sizes 1 and 2, side by side in one
+run. Both modes run the same evaluator protocol, so their difference is what the isolation
+(bubblewrap's namespaces and mounts) costs per program. Writes
+results/bench/<tag>/sandbox_throughput.json; the last line printed is that cost in milliseconds.
 
     python benchmarks/sandbox_throughput.py [--trivial 200]
 """
@@ -28,23 +30,27 @@ if __name__ == "__main__":
     probs = mbpp.train_problems() + mbpp.test_problems()
     mixes = {
         "trivial": [Job("def add(a, b):\n    return a + b\n", ["assert add(1, 2) == 3"])] * args.trivial,
-        "mbpp_reference": [Job(p.meta["reference"], p.answer, p.meta["setup"]) for p in probs],
+        "mbpp_reference": [mbpp.job(p, p.meta["reference"]) for p in probs],
     }
-    rows = []
+    rows, guards = [], {}
     for pool in (1, 2):
-        sb = Sandbox(pool_size=pool)
-        for name, jobs in mixes.items():
-            t0 = time.perf_counter()
-            verdicts = sb.run_many(jobs)
-            dt = time.perf_counter() - t0
-            rows.append({"pool": pool, "mix": name, "programs": len(jobs), "seconds": round(dt, 2),
-                         "programs_per_s": round(len(jobs) / dt, 1), "passed": sum(v.passed for v in verdicts)})
-            print(rows[-1], flush=True)
-        guards = sb.guards
-        sb.close()
-    speed = {(r["pool"], r["mix"]): r["programs_per_s"] for r in rows}
-    ratio = speed[(2, "mbpp_reference")] / speed[(1, "mbpp_reference")]
-    head = headline("sandbox pool 2 / pool 1 programs/s on MBPP references", round(ratio, 2),
-                    f"{len(mixes['mbpp_reference'])} reference solutions with their tests, guards: " + ", ".join(f"{k}={v}" for k, v in guards.items()))
-    print(f"wrote {write('sandbox_throughput', {'guards': guards, 'rows': rows, 'pool2_over_pool1_mbpp': round(ratio, 3)}, head)}")
-    print(f"sandbox pool 2 / pool 1 programs/s on MBPP references: {ratio:.2f}")
+        for mode in ("bwrap", "process"):  # alternated, so machine drift hits both alike
+            sb = Sandbox(pool_size=pool, mode=mode)
+            guards[mode] = sb.guards
+            for name, jobs in mixes.items():
+                t0 = time.perf_counter()
+                verdicts = sb.run_many(jobs)
+                dt = time.perf_counter() - t0
+                rows.append({"mode": mode, "pool": pool, "mix": name, "programs": len(jobs), "seconds": round(dt, 2),
+                             "programs_per_s": round(len(jobs) / dt, 1), "passed": sum(v.passed for v in verdicts)})
+                print(rows[-1], flush=True)
+            sb.close()
+    speed = {(r["mode"], r["pool"], r["mix"]): r["programs_per_s"] for r in rows}
+    cost_ms = 1000 * (1 / speed[("bwrap", 1, "mbpp_reference")] - 1 / speed[("process", 1, "mbpp_reference")])
+    scaling = speed[("bwrap", 2, "mbpp_reference")] / speed[("bwrap", 1, "mbpp_reference")]
+    head = headline("bubblewrap isolation cost per program (ms, MBPP references, pool 1)", round(cost_ms, 1),
+                    f"{len(probs)} MBPP reference solutions, bwrap vs process mode (same evaluator protocol); "
+                    f"bwrap {speed[('bwrap', 2, 'mbpp_reference')]}/s at pool 2 ({scaling:.2f}x pool 1), "
+                    f"process {speed[('process', 2, 'mbpp_reference')]}/s")
+    print(f"wrote {write('sandbox_throughput', {'guards': guards, 'rows': rows, 'isolation_cost_ms': round(cost_ms, 2), 'bwrap_pool2_over_pool1': round(scaling, 3)}, head)}")
+    print(f"bubblewrap isolation cost per MBPP program: {cost_ms:.1f} ms")

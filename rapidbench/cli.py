@@ -142,10 +142,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
+    from rapidbench.config import build, parse_override
     from rapidbench.registry import TASKS
 
     cls = TASKS.get(args.task)
-    task = cls(cls.Options())
+    raw: dict = {}
+    for text in args.overrides:
+        layer = parse_override(text)
+        if set(layer) != {"task_args"}:
+            raise UsageError(f"grade takes task_args.* overrides only, got '{text}'")
+        raw.update(layer["task_args"])
+    options = build(cls.Options, raw, "task_args")
+    if args.completion != "-" and not Path(args.completion).is_file():
+        raise UsageError(f"--completion {args.completion}: no such file (give a file with the completion, or - for stdin)")
+    try:
+        task = cls(options)
+    except ValueError as e:  # e.g. the sandbox cannot run here; the message names the fix
+        raise UsageError(f"task {args.task}: {e}") from None
     try:
         problem = task.problem(args.id)
     except KeyError as e:
@@ -198,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--task", required=True)
     gr.add_argument("--id", required=True, help="native problem id (gsm8k: test-0, train-12; arith: test-3)")
     gr.add_argument("--completion", required=True, metavar="FILE", help="file with the completion, or - for stdin")
+    gr.add_argument("overrides", nargs="*", metavar="task_args.key=value",
+                    help="task options, e.g. task_args.sandbox=process where bubblewrap cannot run")
     gr.set_defaults(func=cmd_grade)
     return p
 

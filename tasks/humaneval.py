@@ -3,6 +3,9 @@ graded in the sandbox. All 164 are test problems (there is no train split); trai
 refused. The prompt asks for the completed function in a code block; the code run is the
 completion's code when it defines the entry point (with the problem's imports put first), else
 the problem's prompt followed by the completion (a body continuation, as the canonical solutions).
+The evaluator runs the prompt itself as trusted setup, so helpers the tests call (`poly`,
+`encode_cyclic`, ...) are the dataset's, never the completion's; only the entry point is taken
+from the program.
 """
 
 from __future__ import annotations
@@ -11,8 +14,8 @@ import re
 from dataclasses import dataclass
 
 from rapidbench.registry import register_task
-from rapidbench.tasks.base import Problem, TaskOptions
-from rapidbench.tasks.code import CodeTask
+from rapidbench.tasks.base import Problem
+from rapidbench.tasks.code import CodeTask, CodeTaskOptions
 from rapidbench.tasks.mbpp import extract_code
 
 
@@ -26,7 +29,7 @@ def program_for(problem: Problem, completion: str) -> str:
 
 
 @dataclass
-class HumanEvalOptions(TaskOptions):
+class HumanEvalOptions(CodeTaskOptions):
     pass
 
 
@@ -63,4 +66,5 @@ class HumanEval(CodeTask):
     def job(self, problem: Problem, completion: str):
         from rapidbench.tasks.sandbox import Job
 
-        return Job(program_for(problem, completion), problem.answer)
+        entry = problem.meta["entry_point"]
+        return Job(program_for(problem, completion), problem.answer, problem.meta["prompt"], (entry,))

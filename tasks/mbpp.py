@@ -5,7 +5,8 @@ many more tests per problem (the paper: 264 train / 114 test); here the 427 prob
 original 3 or so asserts, so scores are not comparable with MBPP+ numbers. The prompt shows the
 problem text and the first test (which fixes the function name); code is taken from the first
 fenced ```python block, else the first fenced block, else the raw completion; it is graded in the
-sandbox against all tests.
+sandbox against all tests. The tests take from the program only the functions the reference
+defines and they use (`entry_points`); everything else in a test is the evaluator's own.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 from typing import Literal
 
 from rapidbench.registry import register_task
-from rapidbench.tasks.base import Problem, TaskOptions, seeded_split
-from rapidbench.tasks.code import CodeTask
+from rapidbench.tasks.base import Problem, seeded_split
+from rapidbench.tasks.code import CodeTask, CodeTaskOptions, entry_points
 
 DATA = Path(__file__).resolve().parent / "data"
 _FENCE = re.compile(r"```([a-zA-Z0-9_+-]*)[ \t]*\n(.*?)(?:```|$)", re.S)
@@ -34,11 +35,10 @@ def extract_code(completion: str) -> str:
 
 
 @dataclass
-class MBPPOptions(TaskOptions):
+class MBPPOptions(CodeTaskOptions):
     data_source: Literal["local", "hub"] = "local"  # "local" (shipped copy) or "hub" (google-research-datasets/mbpp, sanitized)
     test_fraction: float = 0.3
     split_seed: int = 42
-    timeout_s: float = 10.0
 
 
 @register_task("mbpp")
@@ -59,7 +59,8 @@ class MBPP(CodeTask):
                     for split in hub.values() for r in split]
         problems = [
             Problem(id=str(r["task_id"]), prompt=self._prompt(r), answer=list(r["test_list"]),
-                    meta={"setup": r.get("test_setup_code") or "", "reference": r["code"]})
+                    meta={"setup": r.get("test_setup_code") or "", "reference": r["code"],
+                          "entry_points": entry_points(r["code"], r["test_list"])})
             for r in rows
         ]
         self._train, self._test = seeded_split(sorted(problems, key=lambda p: int(p.id)), options.test_fraction,
@@ -79,4 +80,6 @@ class MBPP(CodeTask):
     def job(self, problem: Problem, completion: str):
         from rapidbench.tasks.sandbox import Job
 
-        return Job(extract_code(completion), problem.answer, problem.meta["setup"])
+        setup = problem.meta["setup"]
+        code = setup + "\n" + extract_code(completion) if setup else extract_code(completion)
+        return Job(code, problem.answer, setup, problem.meta["entry_points"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +68,24 @@ def test_option_values_a_plugin_rejects_are_one_line_errors(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == "rapidbench: error: arith: unknown level [7]; valid levels: [1, 2]"
     assert not (tmp_path / "x" / "metrics.jsonl").exists()
+
+
+def test_grade_a_code_completion_and_its_misuse(tmp_path):
+    """`rapidbench grade`: one JSON line; task_args select the sandbox; bad input is one line."""
+    good = tmp_path / "c.txt"
+    good.write_text("```python\ndef remove_Occ(s, ch):\n    return s.replace(ch, '', 1)[::-1].replace(ch, '', 1)[::-1]\n```\n")
+    r = subprocess.run([sys.executable, "-m", "rapidbench", "grade", "--task", "mbpp", "--id", "11", "--completion", str(good)], capture_output=True, text=True)
+    assert r.returncode == 0 and json.loads(r.stdout)["status"] == "pass", r.stderr
+    r = subprocess.run([sys.executable, "-m", "rapidbench", "grade", "--task", "mbpp", "--id", "11", "--completion", str(good), "task_args.sandbox=process"],
+                       capture_output=True, text=True)
+    out = json.loads(r.stdout)
+    assert out["passed"] and "[sandbox: process" in out["detail"]  # the weaker mode says so
+    for argv, words in [(["--completion", str(tmp_path / "missing.txt")], "no such file"),
+                        (["--completion", str(good), "task_args.sandbox=docker"], "task_args.sandbox"),
+                        (["--completion", str(good), "train.lr=1"], "task_args.* overrides only")]:
+        r = subprocess.run([sys.executable, "-m", "rapidbench", "grade", "--task", "mbpp", "--id", "11", *argv], capture_output=True, text=True)
+        assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    env = {**os.environ, "PATH": "/nonexistent"}  # no bubblewrap: one line naming the fix
+    r = subprocess.run([sys.executable, "-m", "rapidbench", "grade", "--task", "mbpp", "--id", "11", "--completion", str(good)], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 2 and "apt-get install bubblewrap" in r.stderr and len(r.stderr.strip().splitlines()) == 1
