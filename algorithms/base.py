@@ -9,7 +9,7 @@ n in a micro-batch, T completion tokens, G completions per prompt.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Callable, ClassVar, Literal
 
 import torch
 
@@ -33,6 +33,7 @@ class Needs:
     reference_model: bool = False  # frozen copy of the initial policy (KL)
     critic: bool = False  # value model (PPO)
     step_logprobs: bool = False  # current-policy log-probs of each mini-batch before its step (RAPID)
+    old_logprobs_upfront: bool = False  # advantages read pi_old of every row (PPO's KL penalty in the reward)
     critic_lr: float = 0.0  # critic learning rate (0 = the policy's)
 
 
@@ -54,6 +55,9 @@ class LossInputs:
 class Algorithm:
     Options: ClassVar[type] = AlgoOptions
     needs: Needs = Needs()
+    # Sums a tensor over data-parallel ranks, for statistics of the whole batch (PPO's whitening).
+    # Identity in one process; the runner sets an all-reduce when there are several ranks.
+    reduce_sum: Callable[[torch.Tensor], torch.Tensor] = staticmethod(lambda t: t)
 
     def __init__(self, options: AlgoOptions):
         if options.group_size < 1 or options.prompts_per_step < 1:
@@ -92,8 +96,9 @@ class Algorithm:
     def advantages(self, rollouts: Rollouts) -> None:
         """Once per generation, after grading (and old/ref log-probs, values). Sets rollouts.advantages."""
 
-    def step_advantages(self, mb: Rollouts, current_logps: torch.Tensor) -> None:
-        """Before each step, for algorithms with `needs.step_logprobs`: current_logps [n, T]."""
+    def step_advantages(self, mb: Rollouts, current_logps: torch.Tensor | None) -> None:
+        """Before each step, for algorithms with `needs.step_logprobs`: current_logps [n, T], or None
+        when the current policy is pi_old itself (the first step after generation)."""
 
     # -- loss -----------------------------------------------------------------------------------
     aggregation: Aggregation = "seq-mean"

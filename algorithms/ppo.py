@@ -70,10 +70,14 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return adv, (adv + values) * mask
 
 
-def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """(x - mean) / std over real tokens. [N, T] -> [N, T]."""
-    mean = (x * mask).sum() / mask.sum()
-    var = (((x - mean) ** 2) * mask).sum() / mask.sum()
+def whiten(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8, reduce_sum=lambda t: t) -> torch.Tensor:
+    """(x - mean) / std over the real tokens of the whole batch. [N, T] -> [N, T].
+
+    `reduce_sum` sums a tensor over data-parallel ranks, so each rank's shard is whitened with the
+    global batch's mean and std, as one process would."""
+    s = reduce_sum(torch.stack([(x * mask).sum(), mask.sum()]))  # [2]
+    mean = s[0] / s[1]
+    var = reduce_sum((((x - mean) ** 2) * mask).sum().reshape(1))[0] / s[1]
     return (x - mean) / (var.sqrt() + eps) * mask
 
 
@@ -91,7 +95,8 @@ class PPO(Algorithm):
 
     def __init__(self, options: PPOOptions):
         super().__init__(options)
-        self.needs = Needs(reference_model=options.kl_coef > 0, critic=True, critic_lr=options.critic_lr)
+        self.needs = Needs(reference_model=options.kl_coef > 0, critic=True, critic_lr=options.critic_lr,
+                           old_logprobs_upfront=options.kl_coef > 0)
         self.aggregation = options.aggregation
 
     @property
@@ -115,7 +120,7 @@ class PPO(Algorithm):
             kl = rollouts.old_logps - rollouts.ref_logps  # [N, T] k1 estimate under the sampling policy
         r = token_rewards(rollouts.rewards, mask, kl, o.kl_coef)  # [N, T]
         adv, returns = gae(r, rollouts.values, mask, o.gamma, o.lam)  # [N, T] each
-        rollouts.advantages = whiten(adv, mask) if o.whiten_advantages else adv
+        rollouts.advantages = whiten(adv, mask, reduce_sum=self.reduce_sum) if o.whiten_advantages else adv
         rollouts.returns = returns
 
     def loss(self, inp: LossInputs):

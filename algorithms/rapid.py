@@ -67,8 +67,11 @@ class RAPID(Algorithm):
     def steps_per_generation(self) -> int:
         return self.options.steps_per_generation
 
-    def step_advantages(self, mb: Rollouts, current_logps: torch.Tensor) -> None:
-        w = importance_weights(current_logps, mb.old_logps, mb.completion_mask, self.options.eta)  # [n]
+    def step_advantages(self, mb: Rollouts, current_logps: torch.Tensor | None) -> None:
+        if current_logps is None:  # theta == pi_old: every weight is exactly 1
+            w = torch.ones(mb.size)  # [n]
+        else:
+            w = importance_weights(current_logps, mb.old_logps, mb.completion_mask, self.options.eta)  # [n]
         mb.advantages = rapid_advantages(mb.rewards, w, mb.group, self.options.scale_rewards)
         mb.extras["iw_mean"] = float(w.mean())
 

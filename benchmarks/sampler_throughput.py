@@ -22,7 +22,7 @@ if __name__ == "__main__":
     from rapidbench.models import resolve_model
     from rapidbench.registry import SAMPLERS, TASKS
     from rapidbench.samplers.base import SamplingParams
-    from rapidbench.trainer import setup_distributed
+    from rapidbench.distributed import setup_distributed
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--tokens", type=int, default=32)

@@ -38,7 +38,8 @@ def one(setting: str, args) -> dict:
     from rapidbench.algorithms.base import LossInputs
     from rapidbench.config import TrainConfig
     from rapidbench.models import resolve_model
-    from rapidbench.trainer import DeepSpeedTrainer, setup_distributed, token_logprobs
+    from rapidbench.distributed import setup_distributed
+    from rapidbench.trainer import DeepSpeedTrainer, token_logprobs
 
     path = resolve_model(args.model)
     algo = GRPO(GRPOOptions(group_size=4, prompts_per_step=args.batch // 4))

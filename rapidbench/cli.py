@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ExternalLog.check(cfg.loggers)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    from rapidbench.trainer import setup_distributed
+    from rapidbench.distributed import setup_distributed
 
     setup_distributed()
     import torch.distributed as dist

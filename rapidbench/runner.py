@@ -16,13 +16,16 @@ from typing import Any
 
 import torch
 
+from rapidbench import distributed
 from rapidbench.checkpoint import Checkpoints
 from rapidbench.config import Config, ConfigError
 from rapidbench.harness import Clock, ExternalLog, Progress, RunFiles, machine_info, pass_at_k, peak_rss_mib, read_jsonl
 from rapidbench.models import resolve_model
 from rapidbench.registry import ALGORITHMS, SAMPLERS, TASKS, TRAINERS
 from rapidbench.rollouts import build_rollouts, concat
+from rapidbench.distributed import all_reduce_mean
 from rapidbench.samplers.base import SamplingParams
+from rapidbench.steps import optimizer_steps
 from rapidbench.tasks.base import Problem
 
 
@@ -61,15 +64,6 @@ class LoopState:
     stream: dict[str, int] = field(default_factory=lambda: {"epoch": 0, "pos": 0})
 
 
-def all_reduce_mean(values: list[float]) -> list[float]:
-    """Average floats over data-parallel ranks (identity with one process)."""
-    if not (torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
-        return values
-    t = torch.tensor(values, dtype=torch.float64)
-    torch.distributed.all_reduce(t)
-    return (t / torch.distributed.get_world_size()).tolist()
-
-
 def crossed(before: int, now: int, every: int) -> bool:
     """Did the step count pass a multiple of `every` (0 = never) going from `before` to `now`?"""
     return bool(every) and now // every > before // every
@@ -83,8 +77,7 @@ def staleness_canary(trainer_logps: torch.Tensor, behaviour_logps: torch.Tensor,
 class Run:
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-        self.rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        self.world, self.rank = distributed.world_size(), distributed.rank()
         try:  # first: a logger asked for but not installed stops the run before anything is written
             self.external = ExternalLog(cfg.loggers, Path(cfg.output), cfg.to_dict(), self.rank)
         except ValueError as e:
@@ -95,6 +88,8 @@ class Run:
         try:  # option values a plugin rejects (a bad arith level, G < 1, ...) are config errors
             self.task = TASKS.get(cfg.task)(cfg.task_args, seed=cfg.seed)
             self.algo = ALGORITHMS.get(cfg.algo)(cfg.algo_args)
+            if self.world > 1:
+                self.algo.reduce_sum = distributed.all_reduce_tensor_sum  # batch-wide statistics span ranks
             self._check_shapes()
         except ConfigError:
             raise
@@ -108,7 +103,7 @@ class Run:
         steps_hint = cfg.max_steps or 1000
         self.trainer = TRAINERS.get(cfg.trainer)(
             self.model_path, cfg.train, mini_batch=mini_batch, temperature=cfg.generation.temperature,
-            needs=self.algo.needs, total_steps=steps_hint, seed=cfg.seed,
+            needs=self.algo.needs, total_steps=steps_hint, seed=cfg.seed, group_size=self.algo.group_size,
         )
         self.sampler = SAMPLERS.get(cfg.sampler)(self.model_path, cfg.sampler_args, seed=cfg.seed + self.rank)
         self.setup_rss_mib = peak_rss_mib()  # engines built, before any batch (Adam's state comes lazily)
@@ -211,40 +206,26 @@ class Run:
             rollouts, first_rewards, gen_s, grade_s, short = self._sample(state, stream, clock)
             self.sampler.sleep()
             algo.shape_rewards(rollouts, cfg.generation.max_new_tokens)
-            # ---- pi_old, reference, advantages (once per generation) ---------------------------------
-            t0 = time.perf_counter()
-            with clock.phase("train"):
-                canary = None
-                if old_source == "trainer":
-                    self.progress.line(self._status(state, "logprobs", clock))
-                    rollouts.old_logps = self.trainer.logprobs(rollouts)  # [N, T] at theta == weights just synced
-                    canary = staleness_canary(rollouts.old_logps, rollouts.behaviour_logps, rollouts.completion_mask)
-                else:
-                    rollouts.old_logps = rollouts.behaviour_logps
-                if algo.needs.reference_model:
-                    rollouts.ref_logps = self.trainer.logprobs(rollouts, which="ref")
-                if algo.needs.critic:
-                    rollouts.values = self.trainer.values(rollouts)
-                algo.advantages(rollouts)
-            prep_s = time.perf_counter() - t0
             # Reward stats of the first sampling round: an unbiased sample of the policy's task reward.
             reward_mean, reward_std, tokens = all_reduce_mean(
                 [float(first_rewards.mean()), float(first_rewards.std()) if len(first_rewards) > 1 else 0.0,
                  float(rollouts.num_tokens)])
-            # ---- A optimizer steps --------------------------------------------------------------
+            # ---- pi_old, reference, advantages (once, inside the first step), then A optimizer steps --
             batches = algo.minibatches(rollouts, gen)
+            steps = optimizer_steps(self.trainer, algo, rollouts, batches, old_source)
             step_before = state.step
-            for j, idx in enumerate(batches):
-                t0 = time.perf_counter()
+            for j in range(len(batches)):
+                t0, rows0 = time.perf_counter(), self.trainer.policy_rows
                 self.progress.line(self._status(state, f"train {j + 1}/{len(batches)}", clock, reward_mean))
                 with clock.phase("train"):
-                    mb = rollouts.select(idx)
-                    # theta == pi_old exactly at the first step when pi_old is the trainer's own.
-                    stats = self.trainer.step(mb, algo, old_is_current=(j == 0 and old_source == "trainer"))
-                train_s = time.perf_counter() - t0 + (prep_s if j == 0 else 0.0)
+                    mb, stats = next(steps)
+                train_s = time.perf_counter() - t0
                 if j == 0:
-                    # With pi_old from the sampler, the first step's own ratio pi_theta/pi_behaviour is the canary.
-                    canary = all_reduce_mean([canary if canary is not None else stats["ratio_mean"]])[0]
+                    # The ratio pi_trainer / pi_sampler right after the sync: the trainer's pi_old of the first
+                    # mini-batch, or, with pi_old from the sampler, the first step's own ratio.
+                    canary = (staleness_canary(mb.old_logps, mb.behaviour_logps, mb.completion_mask)
+                              if old_source == "trainer" else stats["ratio_mean"])
+                    canary = all_reduce_mean([canary])[0]
                     self._check_canary(canary)
                 state.step += 1
                 last = j == len(batches) - 1
@@ -262,11 +243,12 @@ class Run:
                     "reward_mean": round(reward_mean, 6), "reward_std": round(reward_std, 6),
                     "tokens": int(tokens * self.world) if j == 0 else 0, "samples": mb.size * self.world,
                     "staleness_canary": round(canary, 6),
+                    # policy forward rows (training and no-grad passes) per trained row: what each step paid for
+                    "fwd_per_sample": round((self.trainer.policy_rows - rows0) / max(1, mb.size), 4),
                 }
                 if algo.max_refill:
                     row["groups_short"] = short
                 row.update({k: (round(v, 6) if isinstance(v, float) else v) for k, v in stats.items()})
-                row.update({k: round(v, 6) for k, v in mb.extras.items() if isinstance(v, float)})
                 self.files.append(self.files.metrics, row)
                 self.external.log(row, "train")
                 if stop:

@@ -7,13 +7,12 @@ sampler, and saves / loads checkpoints.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from typing import Iterator
 
 import torch
 
+from rapidbench import distributed
 from rapidbench.algorithms.base import Algorithm, LossInputs
 from rapidbench.registry import register_trainer
 from rapidbench.rollouts import Rollouts
@@ -122,6 +121,17 @@ def init_value_head(head: torch.nn.Linear, zero3: bool) -> None:
             torch.nn.init.zeros_(head.bias)
 
 
+def groups_within(group: torch.Tensor, chunks: list[torch.Tensor]) -> bool:
+    """Does every group (prompt) lie inside one chunk of rows? group: [n]."""
+    seen: set[int] = set()
+    for idx in chunks:
+        here = set(group[idx].tolist())
+        if here & seen:
+            return False
+        seen |= here
+    return True
+
+
 def disable_dropout(model: torch.nn.Module) -> torch.nn.Module:
     """RL needs deterministic forwards: pi_old, pi_theta and values must be comparable across passes.
     (LlamaForTokenClassification, our critic, ships a 0.1 dropout on its head by default.)"""
@@ -135,7 +145,7 @@ class DeepSpeedTrainer:
     """DeepSpeed engine (ZeRO 0-3, offload, bf16, clipping, accumulation) with a torch AdamW."""
 
     def __init__(self, model_path: str, train, *, mini_batch: int, temperature: float, needs, total_steps: int,
-                 seed: int = 0):
+                 seed: int = 0, group_size: int = 1):
         import deepspeed
         from transformers import AutoModelForCausalLM
 
@@ -143,11 +153,13 @@ class DeepSpeedTrainer:
         self.temperature = temperature
         self.device = default_device()
         self.dtype = pick_dtype(train.dtype, self.device)
-        self.world_size = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
-        self.rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-        # Each rank trains on its shard of the mini-batch; micro-batches split that shard.
+        self.world_size, self.rank = distributed.world_size(), distributed.rank()
+        # Each rank trains on its shard of the mini-batch; micro-batches split that shard. A micro-batch
+        # holds whole groups where it can (a multiple of G): RAPID then gets each step's importance
+        # weights from the training forward itself, with no extra pass.
         per_rank = max(1, mini_batch // self.world_size)
-        self.micro_batch = max(1, min(train.micro_batch_size, per_rank))
+        micro = max(1, min(train.micro_batch_size, per_rank))
+        self.micro_batch = micro // group_size * group_size if group_size <= micro else micro
         self.grad_accum = -(-per_rank // self.micro_batch)
         torch.manual_seed(seed)
 
@@ -172,6 +184,7 @@ class DeepSpeedTrainer:
             weight_decay=train.weight_decay,
         )
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(train.lr_schedule, train.warmup_steps, total_steps))
+        self.policy_rows = 0  # rows the policy has forwarded, training and no-grad passes alike (equal-work audit)
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=opt, lr_scheduler=sched, config=self._ds_cfg
         )
@@ -198,6 +211,8 @@ class DeepSpeedTrainer:
     def logprobs(self, rollouts: Rollouts, which: str = "policy") -> torch.Tensor:
         """[N, T] log-probs of the completion tokens under the policy or the reference, micro-batched."""
         engine = self.engine if which == "policy" else self.ref
+        if which == "policy":
+            self.policy_rows += rollouts.size
         return self._per_token(engine, rollouts, lambda ids, attn, P: token_logprobs(engine, ids, attn, P, self.temperature))
 
     @torch.no_grad()
@@ -223,30 +238,38 @@ class DeepSpeedTrainer:
     def step(self, mb: Rollouts, algo: Algorithm, old_is_current: bool = False) -> dict[str, float]:
         """One optimizer step on mini-batch `mb` (this rank's shard), accumulated over micro-batches.
 
-        Each micro-batch's loss is already divided by the whole mini-batch's normaliser, so the
-        accumulated gradient equals one big batch's; DeepSpeed must not divide by the count again.
+        Exact at any world size and micro-batch size: each micro-batch's loss is divided by the
+        *global* mini-batch's normaliser over W (sequences or real tokens, summed over ranks), so
+        DeepSpeed's average over ranks of the accumulated gradients is the gradient of one big
+        batch, and clipping and the logged grad norm refer to it. Loss and stats are global too.
 
-        Algorithms with `needs.step_logprobs` (RAPID) get the current policy's log-probs of the
-        whole mini-batch before the loss: `mb.old_logps` when `old_is_current` (theta == pi_old
-        exactly), else from the training forward itself when the mini-batch is one micro-batch
-        (no extra pass), else from a no-grad pass.
+        `old_is_current`: pi_old of these rows is the current policy, taken from this step's own
+        training forward (detached; ratio exactly 1, no separate pass), and written to `mb.old_logps`.
+        Algorithms with `needs.step_logprobs` (RAPID) get the current policy's log-probs before the
+        loss: none needed when `old_is_current` (w = 1), else from the training forward when every
+        group lies within one micro-batch, else from one no-grad pass.
         """
         self.engine.train()
-        norm = algo.normaliser(mb) * self.world_size  # DP averages gradients over ranks
+        norm = distributed.all_reduce_sum([algo.normaliser(mb)])[0] / self.world_size
         chunks = [torch.arange(s, min(s + self.micro_batch, mb.size)) for s in range(0, mb.size, self.micro_batch)]
         if len(chunks) > self.grad_accum:
             raise RuntimeError(f"mini-batch of {mb.size} needs {len(chunks)} micro-batches > accumulation {self.grad_accum}")
         fused = False
         if algo.needs.step_logprobs:
             if old_is_current:
-                algo.step_advantages(mb, mb.old_logps)
-            elif len(chunks) == 1:
+                algo.step_advantages(mb, None)
+            elif groups_within(mb.group, chunks):
                 fused = True
             else:
                 algo.step_advantages(mb, self.logprobs(mb))
-        total, stats, own_norm = self._accumulate(
-            self.engine, mb, chunks, lambda m: self._micro_loss(m, algo, norm, fused, parent=mb), track_norm=True)
-        out = {**stats, "loss": total * self.world_size}  # this rank's share x ranks ~ the global loss
+        own_old: list[torch.Tensor] = []
+        loss, stats, own_norm = self._accumulate(
+            self.engine, mb, chunks,
+            lambda m: self._micro_loss(m, algo, norm, fused, own_old if old_is_current else None), track_norm=True)
+        if old_is_current:
+            T = mb.completion_mask.shape[1]
+            mb.old_logps = torch.cat([torch.nn.functional.pad(x, (0, T - x.shape[1])) for x in own_old], 0)  # [n, T]
+        out = {**stats, "loss": loss}
         gn = self.engine.get_global_grad_norm()
         out["grad_norm"] = float(gn) if gn is not None else own_norm
         out["lr"] = float(self.scheduler.get_last_lr()[0]) if self.scheduler else self.train_cfg.lr
@@ -259,7 +282,7 @@ class DeepSpeedTrainer:
 
         Ranks may hold fewer rows than the accumulation count: an empty slot steps with a zero
         loss so every rank reaches the boundary (and the gradient all-reduce) together.
-        Returns (summed loss, row-weighted mean stats, pre-clip grad norm where we track it).
+        Returns (global loss, row-weighted global mean stats, pre-clip grad norm where we track it).
         """
         total, stats_sum, own_norm = 0.0, {}, float("nan")
         for i in range(self.grad_accum):
@@ -275,7 +298,11 @@ class DeepSpeedTrainer:
             total += float(loss.detach())
             for k, v in stats.items():
                 stats_sum[k] = stats_sum.get(k, 0.0) + v * len(idx)
-        return total, {k: v / mb.size for k, v in stats_sum.items()}, own_norm
+        # Every rank computed the same stat names (one algorithm); sum over ranks, then normalise.
+        keys = sorted(stats_sum)
+        summed = distributed.all_reduce_sum([total, float(mb.size), *(stats_sum[k] for k in keys)])
+        loss = summed[0] / self.world_size  # each rank's share is its rows' loss x W / global normaliser
+        return loss, {k: v / max(summed[1], 1.0) for k, v in zip(keys, summed[2:])}, own_norm
 
     def _value_loss(self, m: Rollouts, algo: Algorithm, norm: float):
         dev = self.device
@@ -285,13 +312,18 @@ class DeepSpeedTrainer:
             advantages=m.advantages.to(dev), norm=norm, values=vals,
             old_values=m.values.to(dev), returns=m.returns.to(dev)))
 
-    def _micro_loss(self, m: Rollouts, algo: Algorithm, norm: float, fused: bool, parent: Rollouts):
+    def _micro_loss(self, m: Rollouts, algo: Algorithm, norm: float, fused: bool, own_old: list | None):
         dev = self.device
+        self.policy_rows += m.size
         logps = token_logprobs(self.engine, m.input_ids.to(dev), m.attention_mask.to(dev), m.prompt_len,
                                self.temperature)  # [n, T]
-        if fused:  # the whole mini-batch is this micro-batch: its own detached log-probs are "current"
-            algo.step_advantages(m, (logps.detach().cpu() * m.completion_mask))
-            parent.extras.update(m.extras)  # e.g. RAPID's iw_mean, read by the runner
+        current = logps.detach().cpu() * m.completion_mask  # [n, T]
+        if own_old is not None:  # pi_old is this very forward
+            m.old_logps = current
+            own_old.append(current)
+        if fused:  # whole groups in this micro-batch: its own detached log-probs are "current"
+            algo.step_advantages(m, current)
+        stats: dict[str, float] = {k: v for k, v in m.extras.items() if isinstance(v, float)}  # e.g. RAPID's iw_mean
         adv = m.advantages.to(dev)
         inp = LossInputs(
             logps=logps,
@@ -301,7 +333,8 @@ class DeepSpeedTrainer:
             norm=norm,
             ref_logps=m.ref_logps.to(dev) if m.ref_logps is not None else None,
         )
-        return algo.loss(inp)
+        loss, algo_stats = algo.loss(inp)
+        return loss, {**stats, **algo_stats}
 
     def _grad_norm_if_untracked(self) -> float:
         """Pre-clip global grad norm where DeepSpeed does not record one (plain torch optimizer, ZeRO-0 fp32)."""
@@ -340,19 +373,3 @@ class DeepSpeedTrainer:
 def deepspeed_trainer(*args, **kwargs) -> DeepSpeedTrainer:
     """DeepSpeed ZeRO 0-3 engine with torch AdamW; shared by every algorithm."""
     return DeepSpeedTrainer(*args, **kwargs)
-
-
-def setup_distributed() -> None:
-    """Join the process group the launcher (deepspeed / torchrun) set up, or make a 1-process one."""
-    import deepspeed
-
-    for key, val in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():
-        os.environ.setdefault(key, val)
-    if "MASTER_PORT" not in os.environ:
-        import socket
-
-        with contextlib.closing(socket.socket()) as s:
-            s.bind(("127.0.0.1", 0))
-            os.environ["MASTER_PORT"] = str(s.getsockname()[1])
-    if not torch.distributed.is_initialized():
-        deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")

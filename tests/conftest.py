@@ -29,7 +29,7 @@ def tiny_model() -> str:
 @pytest.fixture(scope="session")
 def dist():
     """A one-process gloo group, as `python launchers/run.py` makes (DeepSpeed needs one)."""
-    from rapidbench.trainer import setup_distributed
+    from rapidbench.distributed import setup_distributed
 
     setup_distributed()
     yield

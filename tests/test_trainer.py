@@ -37,9 +37,9 @@ def make_trainer(model, micro, zero=0, mini=8, needs=None):
                             total_steps=10)
 
 
-def grads_of_steps(trainer, algo, steps=2):
+def grads_of_steps(trainer, algo, steps=2, rollouts=None):
     """The accumulated gradient each optimizer step applies (read just before DeepSpeed steps)."""
-    ro = toy_rollouts()
+    ro = rollouts if rollouts is not None else toy_rollouts()
     ro.old_logps = trainer.logprobs(ro)  # pi_old: the initial weights
     if algo.needs.critic:
         ro.values = trainer.values(ro)
