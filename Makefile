@@ -17,15 +17,17 @@ RESULTS_BUDGET ?= 180
 
 setup: $(STAMP) sandbox-deps
 
-# The code tasks' sandbox runs programs under bubblewrap (Debian package `bubblewrap`). Installed
-# here where we may (root with apt-get); elsewhere the line says what to do.
+# The code tasks' sandbox runs programs under bubblewrap with a libseccomp filter (Debian packages
+# `bubblewrap`, `libseccomp2`). Installed here where we may (root with apt-get); elsewhere the line
+# says what to do.
 sandbox-deps:
-	@command -v bwrap >/dev/null 2>&1 || { \
+	@{ command -v bwrap >/dev/null 2>&1 && ldconfig -p 2>/dev/null | grep -q libseccomp.so.2; } || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get install -y -q bubblewrap >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null; }; \
+	    apt-get install -y -q bubblewrap libseccomp2 >/dev/null || \
+	      { apt-get update -q >/dev/null && apt-get install -y -q bubblewrap libseccomp2 >/dev/null; }; \
 	  else \
-	    echo "NOTE: the code tasks (mbpp, humaneval) need bubblewrap: sudo apt-get install bubblewrap" \
-	         "(or grade with task_args.sandbox=process, weaker isolation)"; \
+	    echo "NOTE: the code tasks (mbpp, humaneval) need bubblewrap and libseccomp2: sudo apt-get install" \
+	         "bubblewrap libseccomp2 (or grade with task_args.sandbox=process, weaker isolation)"; \
 	  fi; }
 
 $(STAMP): pyproject.toml Makefile

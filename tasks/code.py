@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import builtins
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Sequence
 
@@ -40,11 +39,9 @@ def entry_points(reference: str, tests: Sequence[str]) -> tuple[str, ...]:
         top = []
     defined = {n.name for n in top if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     used = {n.id for t in tests for n in ast.walk(ast.parse(t)) if isinstance(n, ast.Name)}
-    found = defined & used
-    if not found:  # no usable reference: every non-builtin name the tests call
-        found = {n.func.id for t in tests for n in ast.walk(ast.parse(t))
-                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and not hasattr(builtins, n.func.id)}
-    return tuple(sorted(found))
+    from rapidbench.tasks.sandbox import called_names
+
+    return tuple(sorted(defined & used)) or called_names(tests)  # no usable reference: the names the tests call
 
 
 class CodeTask(Task):

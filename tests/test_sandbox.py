@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from rapidbench.tasks.sandbox import MARGIN_S, SANDBOX_UID, Job, Limits, Sandbox, SandboxUnavailable
+from rapidbench.tasks.sandbox import MARGIN_S, Job, Limits, Sandbox, SandboxUnavailable
 
 TESTS = [
     "assert add(1, 2) == 3",
@@ -136,6 +136,17 @@ HOSTILE = {
     "huge_answer": "def add(a, b):\n    return 'x' * (400 * 1024 * 1024)\n",
     "deeply_nested_answer": "def add(a, b):\n    x = []\n    for _ in range(100000):\n        x = [x]\n    return x\n",
     "self_referencing_answer": "def add(a, b):\n    x = []\n    x.append(x)\n    return x\n",
+    "memfd_bomb": "import os\nfor _ in range(2):\n    os.fork()\nfds = []\nfor i in range(60):\n    try:\n"
+                  "        fd = os.memfd_create('x%d' % i)\n        os.write(fd, b'x' * (8 << 20))\n        fds.append(fd)\n"
+                  "    except OSError:\n        break\nimport time\ntime.sleep(30)\n",
+    "sysv_shm_bomb": "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.shmat.restype = ctypes.c_void_p\n"
+                     "for i in range(64):\n    sid = libc.shmget(0, 64 << 20, 0o1600)\n    if sid < 0:\n        break\n"
+                     "    p = libc.shmat(sid, None, 0)\n    if p in (None, ctypes.c_void_p(-1).value):\n        break\n"
+                     "    ctypes.memset(p, 1, 64 << 20)\n    libc.shmdt(ctypes.c_void_p(p))  # the segment lives on, unmapped\n"
+                     "import time\ntime.sleep(30)\n",
+    "colliding_set_reply": "import os, sys\ndef add(a, b):\n    big = 2 ** 61 - 1  # every multiple hashes to 0\n"
+                           "    os.write(int(sys.argv[2]), ('[\"ok\", {\"s\": [' + ','.join(str(k * big) for k in range(1, 150000)) + ']}, null]\\n').encode())\n"
+                           "    os._exit(0)\n",
     "find_the_grader": "import os\nfound = []\nfor p in os.listdir('/proc'):\n    if p.isdigit():\n        try:\n"
                        "            found.append(open('/proc/%s/cmdline' % p, 'rb').read())\n        except OSError:\n            pass\n"
                        "print(len(found), found)\ndef add(a, b):\n    return 0\n",
@@ -174,6 +185,10 @@ REWARD_HACKS = {
                                            "    if type(o) is dict and '__builtins__' in o and o is not globals():\n        o.update(FAKE)\n"
                                            "def add(a, b):\n    f = sys._getframe(1)\n    while f is not None:\n"
                                            "        f.f_globals.update(FAKE)\n        f = f.f_back\n    return _Yes(0)\n",
+    "shadow_module": "class math:\n    isclose = staticmethod(lambda *a, **k: True)\n"
+                     "def add(a, b):\n    return a + b if type(a) is int else 0\n",
+    "fake_module_named_math": "import types\nmath = types.ModuleType('math')\nmath.isclose = lambda *a, **k: True\n"
+                              "def add(a, b):\n    return a + b if type(a) is int else 0\n",
     "read_answers_from_disk": "import json, os\ndef _answers():\n    for root in ('/tmp', '/root', '/work', '/home', '/'):\n"
                               "        for r, ds, fs in os.walk(root):\n            ds[:] = [d for d in ds if d not in ('proc', 'sys')]\n"
                               "            for f in fs:\n                if f.startswith('rb_answers'):\n"
@@ -211,22 +226,9 @@ def live_descendants(root: int | None = None) -> set[int]:
     return {p for p in out if state.get(p) != b"Z"}
 
 
-def sandbox_uid_processes() -> list[int]:
-    """Live processes of the sandbox's outside uid anywhere on the host (zombies are dead)."""
-    out = []
-    for p in os.listdir("/proc"):
-        try:
-            if p.isdigit() and os.stat(f"/proc/{p}").st_uid == SANDBOX_UID:
-                stat = Path(f"/proc/{p}/stat").read_bytes()
-                if stat[stat.rfind(b")") + 2:].split()[0] != b"Z":
-                    out.append(int(p))
-        except OSError:
-            pass
-    return out
-
-
-def sysv_ipc() -> list[str]:
-    return [Path(f"/proc/sysvipc/{k}").read_text().splitlines()[1:].__len__().__str__() for k in ("shm", "msg", "sem")]
+def sysv_ipc() -> list[int]:
+    """How many SysV shared-memory segments, message queues and semaphore sets the host has."""
+    return [len(Path(f"/proc/sysvipc/{k}").read_text().splitlines()) - 1 for k in ("shm", "msg", "sem")]
 
 
 def host_traces() -> dict:
@@ -300,8 +302,7 @@ def fill(code: str, values: dict[str, str]) -> str:
 
 def assert_clean_after(sandbox, job: Job, before_traces: dict, before_procs: set[int]) -> None:
     time.sleep(0.05)
-    assert live_descendants() - before_procs == set()  # nothing this process started lives on
-    assert sandbox_uid_processes() == []
+    assert live_descendants() - before_procs == set()  # nothing this process started lives on, any uid
     assert host_traces() == before_traces
     assert sandbox.run(CORRECT).status == "pass"  # and the grader still serves a correct program
     assert sandbox.run(WRONG).status == "fail"
@@ -373,6 +374,38 @@ SEE_PROBE = textwrap.dedent("""
     def add(a, b):
         return a + b
 """)
+
+
+def test_memory_and_kernel_interfaces_outside_the_namespaces(sandbox):
+    """Memory a run holds outside its address space (memfd, SysV shm) is bounded by the run's cgroup
+    where one can be made; sockets of families the network namespace does not isolate (AF_VSOCK
+    reaches a VM's host) and io_uring are refused."""
+    probe = ("import ctypes, socket\nfor fam in (40, 38, 17):\n    try:\n        socket.socket(fam, socket.SOCK_DGRAM).close()\n"
+             "        print('socket', fam, 'open')\n    except OSError as e:\n        print('socket', fam, e.errno)\n"
+             "libc = ctypes.CDLL(None, use_errno=True)\nprint('io_uring', libc.syscall(425, 1, 0), ctypes.get_errno())\n"
+             "import math\ndef add(a, b):\n    return a + b\n")
+    v = sandbox.run(Job(probe, TESTS))
+    assert v.status == "pass" and "socket 40 97" in v.stdout and "socket 38 97" in v.stdout and "io_uring -1 38" in v.stdout
+    # An answer the (trusted) test expands hits the evaluator's own limit, not the host's memory.
+    t0 = time.monotonic()
+    v = sandbox.run(Job("def f(x):\n    return range(10 ** 12)\n", ["assert set(f(1)) == {1}"]))
+    assert v.status in ("fail", "timeout") and time.monotonic() - t0 < WALL + MARGIN_S + 5, v.detail
+    if sandbox.cgroups is None:
+        pytest.skip(f"no cgroup can be made on this machine: {sandbox.guards['memory']}")
+    for name in ("memfd_bomb", "sysv_shm_bomb"):
+        v = sandbox.run(Job(HOSTILE[name], TESTS))
+        assert v.status != "pass" and "memory limit of the run" in v.detail, (name, v.detail)
+
+
+def test_the_evaluator_imports_no_module_that_acts(sandbox, tmp_path):
+    """A test may use a module the program imported (MBPP's math), but never one whose import acts
+    (venv's __main__ builds virtualenvs in the working directory)."""
+    before = sorted(os.listdir("/"))
+    code = "import venv, unittest, math\ndef add(a, b):\n    return a + b\n"
+    v = sandbox.run(Job(code, ["assert venv is not None", "assert unittest and add(1, 2) == 3", "assert math.pi > 3"],
+                        entry_points=("add",)))
+    assert v.detail.startswith("1/3 tests passed") and "NameError" in v.detail, v.detail
+    assert sorted(os.listdir("/")) == before
 
 
 def test_the_program_sees_no_project_data_or_host(sandbox):

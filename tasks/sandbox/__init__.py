@@ -36,6 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from rapidbench.tasks.sandbox.cgroup import Cgroups
 from rapidbench.tasks.sandbox.isolation import MODES, SANDBOX_UID, SandboxUnavailable, isolation
 
 __all__ = ["Job", "Limits", "MODES", "SANDBOX_UID", "Sandbox", "SandboxUnavailable", "Verdict"]
@@ -57,6 +58,7 @@ class Limits:
     fsize_mb: int = 16  # per file
     nofile: int = 64
     work_mb: int = 32  # size of the private /tmp, and of /dev/shm (bwrap)
+    run_memory_mb: int = 1024  # everything the run holds (processes, tmpfs, memfd, IPC), where a cgroup can be made
     output_kb: int = 64  # of stdout/stderr kept for the detail
     reply_kb: int = 16 << 10  # largest answer the evaluator reads
 
@@ -80,7 +82,8 @@ class Job:
     code: str  # the program (setup code, if any, already prepended by the task)
     tests: list[str]  # test code, run by the evaluator
     setup: str = ""  # trusted code the evaluator runs first (imports, the prompt's helper functions)
-    entry_points: tuple[str, ...] = ()  # names the tests must take from the program, even one shadowing a builtin
+    entry_points: tuple[str, ...] = ()  # names the tests take from the program, even one shadowing a builtin
+    # (default: every non-builtin name the tests call and do not define)
 
 
 class Sandbox:
@@ -90,7 +93,10 @@ class Sandbox:
         self.pool_size = pool_size or os.cpu_count() or 1
         self.limits = limits
         self.iso = isolation(mode)
-        self.guards = self.iso.guards
+        self.cgroups = Cgroups.available()
+        self.guards = {**self.iso.guards, "memory": (
+            f"cgroup {'v2' if self.cgroups.v2 else 'v1'}: {limits.run_memory_mb} MiB and {limits.nproc} tasks per run"
+            if self.cgroups else f"per process only ({limits.memory_mb} MiB address space; no cgroup can be made here)")}
         self._pool = ThreadPoolExecutor(self.pool_size, thread_name_prefix="sandbox")
 
     def run_many(self, jobs: list[Job]) -> list[Verdict]:
@@ -113,45 +119,69 @@ class Sandbox:
         req_r, req_w = os.pipe()  # evaluator -> solution
         resp_r, resp_w = os.pipe()  # solution -> evaluator
         ver_r, ver_w = os.pipe()  # evaluator -> grader
-        info_r, info_w = os.pipe() if iso.mode == "bwrap" else (None, None)
-        mine = [fd for fd in (req_r, req_w, resp_r, resp_w, ver_r, ver_w, info_r, info_w) if fd is not None]
+        mine = [req_r, req_w, resp_r, resp_w, ver_r, ver_w]
         work = tempfile.mkdtemp(prefix="rb-sandbox-") if iso.mode == "process" else None
-        sol = ev = None
+        sol = ev = group = None
         try:
-            sol = iso.popen(["-c", SERVER, str(req_r), str(resp_w), json.dumps(asdict(lim))], (req_r, resp_w), info_w,
-                            lim, work)
+            sol = iso.start(["-c", SERVER, str(req_r), str(resp_w), json.dumps(asdict(lim))], (req_r, resp_w), lim, work)
             ev = subprocess.Popen([EVALUATOR_PYTHON, "-I", "-S", "-c", EVALUATOR, str(req_w), str(resp_r), str(ver_w)],
                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  pass_fds=(req_w, resp_r, ver_w), env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
-            for fd in (req_r, req_w, resp_r, resp_w, ver_w, info_w):
-                if fd is not None:
-                    os.close(fd)
-                    mine.remove(fd)
+                                  pass_fds=(req_w, resp_r, ver_w), env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+                                  cwd="/", start_new_session=True)
+            for fd in (req_r, req_w, resp_r, resp_w, ver_w):
+                os.close(fd)
+                mine.remove(fd)
+            iso.ready(sol)  # meanwhile the evaluator starts
+            if self.cgroups:  # in before the program runs: the evaluator sends it only once it has the job
+                group = self.cgroups.new(lim.run_memory_mb << 20, lim.nproc)
+                group.add(sol.pid)
             payload = json.dumps({"code": job.code, "tests": list(job.tests), "setup": job.setup,
-                                  "entry_points": list(job.entry_points), "wall_s": lim.wall_s,
+                                  "entry_points": list(job.entry_points or called_names(job.tests)), "wall_s": lim.wall_s,
                                   "reply_cap": lim.reply_kb << 10}).encode()
             threading.Thread(target=_feed, args=(ev.stdin, payload), daemon=True).start()
             cap = lim.output_kb << 10
-            io = _Streams({ver_r: 1 << 24, sol.stdout.fileno(): cap, sol.stderr.fileno(): cap, ev.stderr.fileno(): cap})
+            out, err = sol.proc.stdout.fileno(), sol.proc.stderr.fileno()
+            io = _Streams({ver_r: 1 << 24, out: cap, err: cap, ev.stderr.fileno(): cap})
             finished = io.pump(until=ver_r, deadline=time.monotonic() + lim.wall_s + MARGIN_S)
-            _end(ev)
-            iso.kill(sol, info_r)
+            _end_group(ev)
+            iso.kill(sol)
             io.pump(until=None, deadline=time.monotonic() + 0.5)  # what the program wrote before it was killed
             records = [json.loads(x) for x in io.text(ver_r).splitlines() if x.strip()]
-            return _verdict(records, len(job.tests), not finished, sol.returncode, io.text(sol.stdout.fileno()),
-                            io.text(sol.stderr.fileno()), io.text(ev.stderr.fileno()), self.guards)
+            v = _verdict(records, len(job.tests), not finished, sol.proc.returncode, ev.returncode, io.text(out),
+                         io.text(err), io.text(ev.stderr.fileno()), self.guards)
+            if group is not None and group.oom_killed() and v.status != "pass":
+                v.detail = f"memory limit of the run ({lim.run_memory_mb} MiB) reached; {v.detail}"
+            return v
         finally:
-            for p in (ev, sol):
+            if sol is not None and sol.proc.poll() is None:
+                iso.kill(sol)
+            for p in (ev, sol and sol.proc):
                 if p is not None:
                     if p.poll() is None:
                         p.kill()
                     for pipe in (p.stdout, p.stderr):
                         if pipe is not None:
                             pipe.close()
+            if group is not None:
+                group.remove()
             for fd in mine:
                 os.close(fd)
             if work:
                 shutil.rmtree(work, ignore_errors=True)
+
+
+def called_names(tests: list[str]) -> tuple[str, ...]:
+    """Non-builtin names the tests call: what a test with no declared entry points takes from the program."""
+    import ast
+    import builtins
+
+    names = set()
+    for t in tests:
+        try:
+            names |= {n.func.id for n in ast.walk(ast.parse(t)) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        except SyntaxError:
+            continue
+    return tuple(sorted(n for n in names if not hasattr(builtins, n)))
 
 
 def _feed(pipe, data: bytes) -> None:
@@ -162,15 +192,20 @@ def _feed(pipe, data: bytes) -> None:
         pass
 
 
-def _end(proc: subprocess.Popen, wait_s: float = 2.0) -> None:
+def _end_group(proc: subprocess.Popen, wait_s: float = 2.0) -> None:
+    """Let the evaluator finish (it has sent its verdict), then end its whole process group."""
     try:
         proc.wait(timeout=wait_s)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        try:
-            proc.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            pass
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(timeout=wait_s)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 class _Streams:
@@ -205,21 +240,25 @@ class _Streams:
         return self.data[fd].decode("utf-8", "replace")
 
 
-def _verdict(records: list[dict], n_tests: int, timed_out: bool, rc: int | None, stdout: str, stderr: str,
-             ev_stderr: str, guards: dict[str, str]) -> Verdict:
+def _verdict(records: list[dict], n_tests: int, timed_out: bool, rc: int | None, ev_rc: int | None, stdout: str,
+             stderr: str, ev_stderr: str, guards: dict[str, str]) -> Verdict:
     v = Verdict("fail", "", 0, n_tests, guards, stdout)
     weak = "" if guards.get("mode") == "bwrap" else f" [sandbox: {guards.get('mode')}]"
     aborts = [r["abort"] for r in records if "abort" in r]
     cpu = rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
-    if timed_out or "timeout" in aborts or cpu:
-        v.status, v.detail = "timeout", ("CPU-time limit reached" if cpu and not timed_out else "wall-clock limit reached")
+    done = any(r.get("done") for r in records)
+    checking = not done and ev_rc in (-signal.SIGXCPU, -signal.SIGKILL)  # an answer too costly to check
+    if timed_out or "timeout" in aborts or cpu or checking:
+        v.status = "timeout"
+        v.detail = ("CPU-time limit reached" if cpu and not timed_out else
+                    "checking the answers ran out of time" if checking and not timed_out else "wall-clock limit reached")
     elif any("load_error" in r for r in records):
         v.status, v.detail = "error", "solution failed to load: " + next(r["load_error"] for r in records if "load_error" in r)
     elif aborts:
         status = f"killed by signal {rc - 128 if rc > 128 else -rc}" if rc and (rc < 0 or rc > 128) else f"exit status {rc}"
         tail = stderr.strip().splitlines()[-1][:200] if stderr.strip() else ""
         v.status, v.detail = "error", f"ended before all tests ran ({aborts[0]}; {status}) {tail}".strip()
-    elif not any(r.get("done") for r in records):
+    elif not done:
         tail = ev_stderr.strip().splitlines()[-1][:200] if ev_stderr.strip() else "no verdict"
         v.status, v.detail = "error", f"evaluator failed: {tail}"
     elif n_tests == 0:

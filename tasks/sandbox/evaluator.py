@@ -10,9 +10,10 @@ and every module the tests use are this process's own, untouched by anything the
 
 Names in a test resolve, first match wins: the problem's entry points (always the solution's, even
 one called `sum`); names the trusted setup defines (HumanEval's prompt helpers such as `poly`);
-builtins; the solution's globals (a module the solution imported is imported here, fresh, under
-the same name: MBPP tests use the solution's `import math`, and fail like the original when it
-has none).
+builtins; a standard-library module the solution imported under its own name (`import math`), which
+is imported here, fresh: MBPP tests use the solution's `import math`, and fail like the original
+when it has none. Nothing else is ever taken from the solution: a `class math` of its own, or a
+module object it names after something else, is not a module the tests get.
 
 Job (JSON on stdin): code, setup, tests, entry_points, wall_s, reply_cap. Verdicts go out on
 VERDICT_FD as JSON lines: {"load_error"}, {"test", "ok", "why"} per test after it ran, {"abort"}
@@ -29,7 +30,9 @@ import select
 import sys
 import time
 
-_DENY_IMPORT = {"antigravity", "this", "webbrowser", "turtle", "tkinter", "idlelib", "pydoc"}
+# Standard-library modules that act when imported (or whose __main__ does): never imported here.
+_DENY_IMPORT = {"antigravity", "this", "webbrowser", "turtle", "turtledemo", "tkinter", "idlelib", "pydoc", "venv",
+                "ensurepip", "lib2to3", "unittest", "test", "doctest", "pdb", "__main__", "__hello__", "__phello__"}
 
 
 class _Abort(BaseException):
@@ -45,7 +48,11 @@ def _evaluate():
     req_fd, resp_fd, verdict_fd = (int(a) for a in sys.argv[1:4])
     job = json.loads(sys.stdin.buffer.read())
     deadline = time.monotonic() + job["wall_s"]
-    resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+    # Trusted code, untrusted data: an answer a test expands (set(range(10**12))) or a set built to
+    # collide hashes must hit a limit here too.
+    resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+    cpu = int(job["wall_s"]) + 2
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     sys.set_int_max_str_digits(100_000)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # a test that prints must not write into anything we read
@@ -203,16 +210,18 @@ def _evaluate():
     exec(compile(job["setup"], "setup.py", "exec"), setup)
     entry = set(job["entry_points"])
 
-    def from_solution(name):
+    def entry_point(name):
         kind = solution.get(name)
-        if kind == "callable":
-            return Remote(["g", name])
         if kind == "value":
             return Remote(["g", name])._op("get")[0]
-        if type(kind) is str and kind.startswith("module:"):
-            module = kind[7:]
-            if module.split(".")[0] in sys.stdlib_module_names and module.split(".")[0] not in _DENY_IMPORT:
-                return importlib.import_module(module)
+        if kind is None:
+            raise KeyError(name)
+        return Remote(["g", name])
+
+    def stdlib_module(name):
+        """The evaluator's own copy of a module the solution imported as `import <name>`."""
+        if solution.get(name) == "module:" + name and name in sys.stdlib_module_names and name not in _DENY_IMPORT:
+            return importlib.import_module(name)
         raise KeyError(name)
 
     for i, test in enumerate(job["tests"]):
@@ -225,7 +234,7 @@ def _evaluate():
                 elif name in ns or hasattr(builtins, name):
                     continue
                 try:
-                    ns[name] = from_solution(name)
+                    ns[name] = entry_point(name) if name in entry else stdlib_module(name)
                 except KeyError:
                     pass  # undefined: the test fails with NameError, as it would have
             exec(compile(tree, f"test_{i}.py", "exec"), ns)

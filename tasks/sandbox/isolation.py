@@ -2,7 +2,9 @@
 
 `bwrap` (bubblewrap 0.8, Debian package `bubblewrap`) gives the process new user, PID, IPC, UTS,
 network, mount and cgroup namespaces, `no_new_privs`, no capabilities, no nested user namespaces,
-a new session and death with its parent. Its file system is a read-only view of /usr (with the
+a new session and death with its parent. A seccomp filter (made with libseccomp) refuses the socket
+families the network namespace does not isolate (AF_VSOCK, a VM's channel to its host, AF_ALG,
+AF_PACKET...: only Unix, IPv4, IPv6 and netlink sockets exist) and io_uring. Its file system is a read-only view of /usr (with the
 /bin, /lib... links) and the interpreter's installation, with every site-/dist-packages directory
 and this project covered by empty read-only tmpfs; /tmp (the working directory) and /dev/shm are
 private tmpfs with a size cap. Nothing else of the host exists there: no checkout, no data, no
@@ -21,11 +23,13 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,47 +89,101 @@ class Isolation:
     prefix: list[str]  # command before the interpreter (bwrap and its options); [] for `process`
     run_as: int | None  # uid to start the prefix as (root graders), else None
     guards: dict[str, str]
+    seccomp: bytes = b""  # BPF program for bwrap's --add-seccomp-fd
 
-    def popen(self, argv: list[str], fds: tuple[int, ...], info_fd: int | None, limits, work: str | None):
-        """Start the solution's process; fds keep their numbers inside."""
-        prefix = list(self.prefix)
+    def start(self, argv: list[str], fds: tuple[int, ...], limits, work: str | None) -> "Started":
+        """Start the solution's process (fds keep their numbers inside); `ready()` says when it exists.
+        The program itself runs only when the evaluator sends it."""
+        prefix, extra, info_r = list(self.prefix), (), None
         if self.mode == "bwrap":
-            prefix[1:1] = ["--info-fd", str(info_fd), "--size", str(limits.work_mb << 20), "--tmpfs", "/tmp",
+            info_r, info_w = os.pipe()
+            bpf_r, bpf_w = os.pipe()
+            os.write(bpf_w, self.seccomp)  # a few hundred bytes: the pipe holds them
+            os.close(bpf_w)
+            prefix[1:1] = ["--info-fd", str(info_w), "--add-seccomp-fd", str(bpf_r),
+                           "--size", str(limits.work_mb << 20), "--tmpfs", "/tmp",
                            "--perms", "1777", "--size", str(limits.work_mb << 20), "--tmpfs", "/dev/shm"]
+            extra = (info_w, bpf_r)
         ids = {"user": self.run_as, "group": self.run_as, "extra_groups": []} if self.run_as is not None else {}
-        return subprocess.Popen(
-            [*prefix, self.python, "-I", "-S", *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, pass_fds=(*fds, *((info_fd,) if info_fd is not None else ())),
-            start_new_session=True, cwd=work, env=_process_env(work) if self.mode == "process" else {"PATH": "/usr/bin:/bin"},
-            **ids)
+        try:
+            proc = subprocess.Popen(
+                [*prefix, self.python, "-I", "-S", *argv], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, pass_fds=(*fds, *extra), start_new_session=True, cwd=work,
+                env=_process_env(work) if self.mode == "process" else {"PATH": "/usr/bin:/bin"}, **ids)
+        finally:
+            for fd in extra:
+                os.close(fd)
+        return Started(proc, proc.pid if info_r is None else None, None, info_r)
 
-    def kill(self, proc: subprocess.Popen, info_r: int | None, wait_s: float = 5.0) -> None:
+    def ready(self, run: "Started", wait_s: float = 10.0) -> None:
+        """Wait until the program's first process exists and learn its pid (bubblewrap's --info-fd)."""
+        if run.info_r is None:
+            return
+        try:
+            pid = _child_pid(run.info_r, time.monotonic() + wait_s)
+        finally:
+            os.close(run.info_r)
+            run.info_r = None
+        if pid is None:
+            self.kill(run)
+            raise RuntimeError("bubblewrap did not start the sandbox: " + run.proc.stderr.read(2000).decode("utf-8", "replace"))
+        run.pid, run.pidfd = pid, os.pidfd_open(pid)
+
+    def kill(self, run: "Started", wait_s: float = 5.0) -> None:
         """End the solution's process and everything it started; every wait bounded."""
-        if self.mode == "bwrap":
-            pidfd = _sandbox_init(proc, info_r)
-            if pidfd is not None:  # the namespace's first process: its death ends every process in it
-                try:
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                    import select
-
-                    select.select([pidfd], [], [], wait_s)  # readable once it (and so the namespace) is gone
-                except ProcessLookupError:
-                    pass
-                finally:
-                    os.close(pidfd)
-        else:
+        if run.info_r is not None:
+            os.close(run.info_r)
+            run.info_r = None
+        if run.pidfd is not None:  # the namespace's first process: its death ends every process in it
             try:
-                os.killpg(proc.pid, signal.SIGKILL)
+                signal.pidfd_send_signal(run.pidfd, signal.SIGKILL)
+                select.select([run.pidfd], [], [], wait_s)  # readable once it (and so the namespace) is gone
+            except ProcessLookupError:
+                pass
+            finally:
+                os.close(run.pidfd)
+                run.pidfd = None
+        elif self.mode == "process":
+            try:
+                os.killpg(run.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
         try:
-            proc.wait(timeout=wait_s)
+            run.proc.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            run.proc.kill()
             try:
-                proc.wait(timeout=wait_s)
+                run.proc.wait(timeout=wait_s)
             except subprocess.TimeoutExpired:
                 pass  # stuck in the kernel; the verdict is returned anyway, never a hang
+
+
+def _child_pid(info_r: int, deadline: float) -> int | None:
+    """The "child-pid" of bubblewrap's --info-fd JSON (written in pieces; read until it is whole)."""
+    data = b""
+    while time.monotonic() < deadline and select.select([info_r], [], [], deadline - time.monotonic())[0]:
+        chunk = os.read(info_r, 4096)
+        if not chunk:
+            break
+        data += chunk
+        try:
+            return int(json.loads(data)["child-pid"])
+        except (ValueError, KeyError):
+            continue
+    return None
+
+
+@dataclass
+class Started:
+    proc: subprocess.Popen  # bubblewrap, or the program itself (`process`)
+    pid: int | None  # the program's first process, as the host sees it (known once ready)
+    pidfd: int | None  # a race-free handle on it (bwrap)
+    info_r: int | None = None  # bubblewrap's --info-fd, until read
+
+
+@dataclass(frozen=True)
+class _ProbeLimits:
+    work_mb: int = 1
 
 
 def _process_env(work: str | None) -> dict[str, str]:
@@ -133,16 +191,30 @@ def _process_env(work: str | None) -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-def _sandbox_init(proc: subprocess.Popen, info_r: int | None) -> int | None:
-    """A pidfd of the sandbox's PID 1 (from bubblewrap's --info-fd), while bubblewrap still holds it."""
-    if info_r is None or proc.poll() is not None:
-        return None  # bubblewrap has exited: it reaped its child, so the namespace is already gone
-    os.set_blocking(info_r, False)
+def seccomp_filter() -> bytes:
+    """The BPF program bubblewrap installs: only socket families the network namespace isolates,
+    no io_uring. Everything else is allowed (the namespaces and limits do the rest)."""
+    import errno
+    import tempfile
+
     try:
-        info = json.loads(os.read(info_r, 4096) or b"{}")
-        return os.pidfd_open(int(info["child-pid"]))
-    except (BlockingIOError, ValueError, KeyError, ProcessLookupError, OSError):
-        return None
+        import pyseccomp as sc
+    except (ImportError, OSError) as e:  # the package, or libseccomp.so.2 under it
+        raise SandboxUnavailable(f"libseccomp is not usable ({e}): run `apt-get install libseccomp2` and "
+                                 "`pip install pyseccomp`, or set task_args.sandbox=process to grade with weaker isolation")
+    f = sc.SyscallFilter(sc.ALLOW)
+    # AF_UNIX 1, AF_INET 2, AF_INET6 10, AF_NETLINK 16 are allowed; libseccomp takes one comparison
+    # per argument and rule, so the others are refused as the families between them and above.
+    for call in ("socket", "socketpair"):
+        for family in (0, *range(3, 10), *range(11, 16)):
+            f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), call, sc.Arg(0, sc.EQ, family))
+        f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), call, sc.Arg(0, sc.GE, 17))
+    for call in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
+        f.add_rule(sc.ERRNO(errno.ENOSYS), call)
+    with tempfile.TemporaryFile() as t:
+        f.export_bpf(t)
+        t.seek(0)
+        return t.read()
 
 
 def _bwrap_prefix(python: str) -> list[str]:
@@ -186,14 +258,20 @@ def isolation(mode: str) -> Isolation:
     iso = Isolation("bwrap", python, _bwrap_prefix(python), SANDBOX_UID if root else None, {
         "mode": "bwrap", "namespaces": "user, pid, ipc, uts, net, mount, cgroup",
         "filesystem": "read-only /usr and interpreter, packages hidden; private size-capped /tmp and /dev/shm",
-        "network": "none (empty network namespace)", "processes": "pid namespace, killed as a whole",
+        "network": "none (empty network namespace; seccomp: Unix, IPv4, IPv6, netlink sockets only)",
+        "processes": "pid namespace, killed as a whole",
         "uid": f"{INNER_UID} inside, {SANDBOX_UID if root else os.geteuid()} outside; no capabilities, no_new_privs",
-        "tests": "trusted evaluator process"})
-    probe = subprocess.run([*iso.prefix, "--size", str(1 << 20), "--tmpfs", "/tmp", python, "-I", "-S", "-c", "pass"],
-                           capture_output=True, text=True, timeout=30,
-                           **({"user": SANDBOX_UID, "group": SANDBOX_UID, "extra_groups": []} if root else {}))
-    if probe.returncode != 0:
-        why = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        "tests": "trusted evaluator process"}, seccomp_filter())
+    try:
+        probe = iso.start(["-c", "pass"], (), _ProbeLimits(), None)
+        iso.ready(probe)
+        probe.proc.wait(timeout=30)
+        iso.kill(probe)
+        failed = probe.proc.returncode != 0 and probe.proc.stderr.read().decode("utf-8", "replace")
+    except RuntimeError as e:
+        failed = str(e)
+    if failed:
+        why = (failed.strip().splitlines() or ["no output"])[-1]
         raise SandboxUnavailable(f"bubblewrap cannot start a sandbox here ({why}): allow unprivileged user namespaces "
                                  "(sysctl kernel.unprivileged_userns_clone=1, or user.max_user_namespaces > 0), or set "
                                  "task_args.sandbox=process to grade with weaker isolation")
