@@ -57,12 +57,16 @@ class TrainConfig:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.99
     grad_clip: float = 1.0
-    micro_batch_size: int = 16  # completions per forward/backward
+    micro_batch_size: int = 8  # completions per forward/backward; rows are length-sorted into micro-batches
     zero_stage: int = 0
     offload_optimizer: bool = False
     offload_params: bool = False
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     gradient_checkpointing: bool = False
+    # "auto": eager on CPU (measured faster than sdpa's CPU kernel at these short lengths, see
+    # benchmarks/trainer_step.py), sdpa on CUDA
+    attn_implementation: Literal["auto", "sdpa", "eager"] = "auto"
+    adam_implementation: Literal["fused", "foreach", "for-loop"] = "fused"  # torch AdamW kernel (same maths)
     checkpoint_every: int = 0  # optimizer steps; 0 = only at the end
     keep_checkpoints: int = 2  # newest complete checkpoints kept (a corrupt newest falls back)
     old_logprobs: Literal["auto", "trainer", "sampler"] = "auto"  # source of pi_old (see README)

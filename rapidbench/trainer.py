@@ -14,6 +14,7 @@ import torch
 
 from rapidbench import distributed
 from rapidbench.algorithms.base import Algorithm, LossInputs
+from rapidbench.logprobs import token_logprobs, token_values
 from rapidbench.registry import register_trainer
 from rapidbench.rollouts import Rollouts
 from rapidbench.samplers.base import default_device, pick_dtype
@@ -82,33 +83,6 @@ def lr_lambda(schedule: str, warmup: int, total: int):
     return f
 
 
-def token_logprobs(model, ids: torch.Tensor, attn: torch.Tensor, prompt_len: int, temperature: float) -> torch.Tensor:
-    """log pi(y_t | prefix) of every completion token under `model` at `temperature`.
-
-    ids, attn: [n, P+T] -> [n, T]. Position ids follow the attention mask, so left padding does
-    not shift positions (the sampler sees unpadded prompts).
-    """
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)  # [n, P+T]
-    T = ids.shape[1] - prompt_len
-    # Only the last T+1 positions go through lm_head: the prompt's logits (V = 49k wide) would cost
-    # ~10% of the step's FLOPs and half the logits memory for nothing.
-    logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False,
-                   logits_to_keep=T + 1).logits  # [n, T+1, V]
-    logits = logits[:, :-1].float()  # [n, T, V] predictions of the completion tokens
-    if temperature > 0:
-        logits = logits / temperature
-    targets = ids[:, prompt_len:]  # [n, T]
-    picked = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [n, T]
-    return picked - torch.logsumexp(logits, -1)  # [n, T]
-
-
-def token_values(critic, ids: torch.Tensor, attn: torch.Tensor, prompt_len: int) -> torch.Tensor:
-    """Critic value of the state before each completion token. ids, attn: [n, P+T] -> [n, T]."""
-    pos = (attn.cumsum(-1) - 1).clamp(min=0)  # [n, P+T]
-    out = critic(input_ids=ids, attention_mask=attn, position_ids=pos).logits  # [n, P+T, 1]
-    return out[:, prompt_len - 1 : -1, 0].float()  # [n, T]
-
-
 def init_value_head(head: torch.nn.Linear, zero3: bool) -> None:
     """Start the critic's values near 0. With the model's own init (std 0.02), values on unit-scale
     hidden states have std ~0.5: per-token TD errors of that size swamp 0/1 rewards and PPO's first
@@ -119,6 +93,22 @@ def init_value_head(head: torch.nn.Linear, zero3: bool) -> None:
         torch.nn.init.normal_(head.weight, std=1.0 / (head.in_features + 1))
         if head.bias is not None:
             torch.nn.init.zeros_(head.bias)
+
+
+def micro_batches(mb: Rollouts, size: int, keep_groups: bool) -> list[torch.Tensor]:
+    """Row indices of each micro-batch, sorted by length so each pads to little more than its own
+    rows (select() trims the columns no row needs). With `keep_groups`, groups are ordered by their
+    longest row and never split unless a group is larger than `size`. The cut is a sum over
+    micro-batches, so any order gives the same gradient."""
+    lengths = mb.attention_mask.sum(1)  # [n] real tokens per row
+    if keep_groups:
+        ids, inv = torch.unique(mb.group, return_inverse=True)
+        longest = torch.stack([lengths[inv == g].max() for g in range(len(ids))])  # [P]
+        rank_of_group = torch.argsort(torch.argsort(longest, stable=True))  # [P] position of each group
+        order = torch.argsort(rank_of_group[inv] * (mb.size + 1) + torch.arange(mb.size), stable=True)  # [n]
+    else:
+        order = torch.argsort(lengths, stable=True)  # [n]
+    return [order[s : s + size] for s in range(0, mb.size, size)]
 
 
 def groups_within(group: torch.Tensor, chunks: list[torch.Tensor]) -> bool:
@@ -172,17 +162,23 @@ class DeepSpeedTrainer:
 
             self._hf_ds = HfDeepSpeedConfig(self._ds_cfg)
 
+        attn = train.attn_implementation
+        if attn == "auto":
+            attn = "sdpa" if self.device.startswith("cuda") else "eager"
+
         def load(dtype, auto=AutoModelForCausalLM, **kw):
-            return disable_dropout(auto.from_pretrained(model_path, dtype=dtype, **kw))
+            return disable_dropout(auto.from_pretrained(model_path, dtype=dtype, attn_implementation=attn, **kw))
+
+        def adamw(params, lr):
+            kernel = {"fused": {"fused": True}, "foreach": {"foreach": True}, "for-loop": {"foreach": False}}
+            return torch.optim.AdamW(params, lr=lr, betas=(train.adam_beta1, train.adam_beta2),
+                                     weight_decay=train.weight_decay, **kernel[train.adam_implementation])
 
         model = load(torch.float32 if self.dtype == torch.float32 else self.dtype)
         if train.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         model.config.use_cache = False
-        opt = torch.optim.AdamW(
-            model.parameters(), lr=train.lr, betas=(train.adam_beta1, train.adam_beta2),
-            weight_decay=train.weight_decay,
-        )
+        opt = adamw(model.parameters(), train.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(train.lr_schedule, train.warmup_steps, total_steps))
         self.policy_rows = 0  # rows the policy has forwarded, training and no-grad passes alike (equal-work audit)
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
@@ -202,8 +198,7 @@ class DeepSpeedTrainer:
             critic = load(self.dtype, AutoModelForTokenClassification, num_labels=1)
             critic.config.use_cache = False
             init_value_head(critic.score, zero3=train.zero_stage == 3)
-            copt = torch.optim.AdamW(critic.parameters(), lr=needs.critic_lr or train.lr,
-                                     betas=(train.adam_beta1, train.adam_beta2), weight_decay=train.weight_decay)
+            copt = adamw(critic.parameters(), needs.critic_lr or train.lr)
             self.critic, *_ = deepspeed.initialize(model=critic, optimizer=copt, config=self._ds_cfg)
 
     # -- log-probs --------------------------------------------------------------------------------
@@ -213,26 +208,26 @@ class DeepSpeedTrainer:
         engine = self.engine if which == "policy" else self.ref
         if which == "policy":
             self.policy_rows += rollouts.size
-        return self._per_token(engine, rollouts, lambda ids, attn, P: token_logprobs(engine, ids, attn, P, self.temperature))
+        return self._per_token(engine, rollouts, lambda ids, attn, P, mask: token_logprobs(engine, ids, attn, P, self.temperature, mask))
 
     @torch.no_grad()
     def values(self, rollouts: Rollouts) -> torch.Tensor:
         """[N, T] critic values of the state before each completion token, micro-batched."""
-        return self._per_token(self.critic, rollouts, lambda ids, attn, P: token_values(self.critic, ids, attn, P))
+        return self._per_token(self.critic, rollouts, lambda ids, attn, P, mask: token_values(self.critic, ids, attn, P))
 
     def _per_token(self, engine, rollouts: Rollouts, fn) -> torch.Tensor:
-        """Run fn(ids, attn, prompt_len) -> [n, t] over micro-batches in eval mode; [N, T], 0 on padding."""
+        """Run fn(ids, attn, prompt_len, mask) -> [n, t] over length-sorted micro-batches in eval
+        mode; [N, T], 0 on padding."""
         was_training = engine.module.training
         engine.eval()
-        out = []
-        for start in range(0, rollouts.size, self.micro_batch):
-            mb = rollouts.select(torch.arange(start, min(start + self.micro_batch, rollouts.size)))
-            x = fn(mb.input_ids.to(self.device), mb.attention_mask.to(self.device), mb.prompt_len).cpu()
-            x = x * mb.completion_mask  # [n, t]; select() trimmed t, pad back to T
-            out.append(torch.nn.functional.pad(x, (0, rollouts.completion_mask.shape[1] - x.shape[1])))
+        out = torch.zeros(rollouts.completion_mask.shape)  # [N, T]
+        for idx in micro_batches(rollouts, self.micro_batch, keep_groups=False):
+            mb = rollouts.select(idx)
+            x = fn(mb.input_ids.to(self.device), mb.attention_mask.to(self.device), mb.prompt_len, mb.completion_mask)
+            out[idx, : x.shape[1]] = x.cpu() * mb.completion_mask  # select() trimmed t
         if was_training:
             engine.train()
-        return torch.cat(out, 0)  # [N, T]
+        return out
 
     # -- one optimizer step -----------------------------------------------------------------------
     def step(self, mb: Rollouts, algo: Algorithm, old_is_current: bool = False) -> dict[str, float]:
@@ -251,7 +246,8 @@ class DeepSpeedTrainer:
         """
         self.engine.train()
         norm = distributed.all_reduce_sum([algo.normaliser(mb)])[0] / self.world_size
-        chunks = [torch.arange(s, min(s + self.micro_batch, mb.size)) for s in range(0, mb.size, self.micro_batch)]
+        keep_groups = algo.needs.step_logprobs and not old_is_current  # RAPID's weights need whole groups
+        chunks = micro_batches(mb, self.micro_batch, keep_groups)
         if len(chunks) > self.grad_accum:
             raise RuntimeError(f"mini-batch of {mb.size} needs {len(chunks)} micro-batches > accumulation {self.grad_accum}")
         fused = False
@@ -267,8 +263,9 @@ class DeepSpeedTrainer:
             self.engine, mb, chunks,
             lambda m: self._micro_loss(m, algo, norm, fused, own_old if old_is_current else None), track_norm=True)
         if old_is_current:
-            T = mb.completion_mask.shape[1]
-            mb.old_logps = torch.cat([torch.nn.functional.pad(x, (0, T - x.shape[1])) for x in own_old], 0)  # [n, T]
+            mb.old_logps = torch.zeros(mb.completion_mask.shape)  # [n, T]
+            for idx, x in zip(chunks, own_old):
+                mb.old_logps[idx, : x.shape[1]] = x
         out = {**stats, "loss": loss}
         gn = self.engine.get_global_grad_norm()
         out["grad_norm"] = float(gn) if gn is not None else own_norm
@@ -316,7 +313,7 @@ class DeepSpeedTrainer:
         dev = self.device
         self.policy_rows += m.size
         logps = token_logprobs(self.engine, m.input_ids.to(dev), m.attention_mask.to(dev), m.prompt_len,
-                               self.temperature)  # [n, T]
+                               self.temperature, m.completion_mask)  # [n, T], 0 on padding
         current = logps.detach().cpu() * m.completion_mask  # [n, T]
         if own_old is not None:  # pi_old is this very forward
             m.old_logps = current

@@ -18,14 +18,14 @@ from rapidbench.algorithms.ppo import PPO, PPOOptions
 from rapidbench.algorithms.rapid import RAPID, RAPIDOptions
 from rapidbench.config import TrainConfig
 from rapidbench.steps import optimizer_steps, rows_needing_old_pass
-from rapidbench.trainer import DeepSpeedTrainer, groups_within
+from rapidbench.trainer import DeepSpeedTrainer, groups_within, micro_batches
 from test_trainer import toy_rollouts
 
 
 def count_forwards(trainer):
-    """Wrap the policy module: record (rows, with grad) of every forward."""
+    """Wrap the policy's decoder: record (rows, with grad) of every forward."""
     calls = []
-    module = trainer.engine.module
+    module = trainer.engine.module.get_decoder()
     real = module.forward
 
     def forward(*a, **kw):
@@ -118,3 +118,15 @@ def test_micro_batches_hold_whole_groups(tiny_model, dist):
     needs = RAPID(RAPIDOptions()).needs
     t = DeepSpeedTrainer(tiny_model, cfg, mini_batch=16, temperature=0.7, needs=needs, total_steps=1, group_size=4)
     assert t.micro_batch == 4 and t.grad_accum == 4
+
+
+def test_micro_batches_sort_by_length_and_keep_groups():
+    ro = toy_rollouts(G=2, P=6, seed=3)
+    lengths = ro.attention_mask.sum(1)
+    rows = micro_batches(ro, 4, keep_groups=False)
+    assert sorted(torch.cat(rows).tolist()) == list(range(ro.size))
+    assert [lengths[r].max() <= lengths[q].min() for r, q in zip(rows, rows[1:])] == [True] * (len(rows) - 1)
+    grouped = micro_batches(ro, 4, keep_groups=True)
+    assert sorted(torch.cat(grouped).tolist()) == list(range(ro.size)) and groups_within(ro.group, grouped)
+    longest = [max(lengths[r].tolist()) for r in grouped]
+    assert longest == sorted(longest)

@@ -16,7 +16,7 @@ trl = pytest.importorskip("trl")
 
 from rapidbench.algorithms.base import LossInputs  # noqa: E402
 from rapidbench.algorithms.grpo import GRPO, GRPOOptions, grpo_advantages  # noqa: E402
-from rapidbench.trainer import token_logprobs  # noqa: E402
+from rapidbench.logprobs import token_logprobs  # noqa: E402
 
 PROMPTS = ["What is 2+3?", "What is 4+1?", "What is 6+2?"]
 G = 4
