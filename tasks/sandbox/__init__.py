@@ -94,9 +94,11 @@ class Sandbox:
         self.limits = limits
         self.iso = isolation(mode)
         self.cgroups = Cgroups.available()
+        cg = self.cgroups
         self.guards = {**self.iso.guards, "memory": (
-            f"cgroup {'v2' if self.cgroups.v2 else 'v1'}: {limits.run_memory_mb} MiB and {limits.nproc} tasks per run"
-            if self.cgroups else f"per process only ({limits.memory_mb} MiB address space; no cgroup can be made here)")}
+            f"cgroup {'v2' if cg.v2 else 'v1'}: {limits.run_memory_mb} MiB and {limits.nproc} tasks per run"
+            + (", one scheduling group of at most one core" if cg.cpu else ", CPU not grouped (no cpu controller)")
+            if cg else f"per process only ({limits.memory_mb} MiB address space; no cgroup can be made here)")}
         self._pool = ThreadPoolExecutor(self.pool_size, thread_name_prefix="sandbox")
 
     def run_many(self, jobs: list[Job]) -> list[Verdict]:

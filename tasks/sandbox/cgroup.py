@@ -1,12 +1,15 @@
-"""One memory + pids cgroup per run, where the machine lets the grader make one.
+"""One memory + pids (+ cpu) cgroup per run, where the machine lets the grader make one.
 
-Per-process limits (RLIMIT_AS) do not bound what a run holds outside address space: memfd files,
-SysV shared memory, tmpfs pages, pipe buffers, across up to `nproc` processes. A memory cgroup
-charges all of it to the run, and a pids cgroup counts every task it makes. bubblewrap does not
-create cgroups, so the grader does: it makes the run's groups under its own (cgroup v1 `memory`
-and `pids` hierarchies, or v2 where both controllers are enabled for its children), moves the
+Per-process limits do not bound a run as a whole: RLIMIT_AS misses memfd files, SysV shared
+memory, tmpfs pages and pipe buffers, RLIMIT_CPU restarts in every forked child, and processes
+that call setsid() each get a scheduler autogroup of their own, so 16 of them would take 16/17 of
+the machine from a concurrent run. A memory cgroup charges all of a run's memory to it (socket
+buffers too: under v1 only once `memory.kmem.tcp.limit_in_bytes` is written), a pids cgroup counts
+every task, and a cpu cgroup makes the run one scheduling entity of equal weight, capped at one
+core. bubblewrap does not create cgroups, so the grader does: it makes the run's groups under its
+own (cgroup v1 hierarchies, or v2 where the controllers are enabled for its children), moves the
 program's first process in before the program runs, and removes the groups afterwards. Where no
-cgroup can be made (not root, no delegation) the verdicts' guards say memory is limited per process.
+cgroup can be made (not root, no delegation) the verdicts' guards say so.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ _COUNTER = itertools.count()
 
 
 def _mounts() -> dict[str, Path]:
-    """{"memory": path, "pids": path} of v1 hierarchies, {"unified": path} for cgroup2."""
+    """{"memory": path, "pids": path, "cpu": path} of v1 hierarchies, {"unified": path} for cgroup2."""
     out: dict[str, Path] = {}
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         left, _, right = line.partition(" - ")
@@ -29,7 +32,7 @@ def _mounts() -> dict[str, Path]:
         if fstype == "cgroup2":
             out.setdefault("unified", point)
         elif fstype == "cgroup":
-            for c in ("memory", "pids"):
+            for c in ("memory", "pids", "cpu"):
                 if c in opts.split(","):
                     out[c] = point
     return out
@@ -49,7 +52,7 @@ class RunGroup:
     """The cgroup(s) of one run."""
 
     def __init__(self, dirs: list[Path], v2: bool):
-        self.dirs, self.v2 = dirs, v2
+        self.dirs, self.v2 = dirs, v2  # memory first (v1: then pids, then cpu if there is one)
 
     def add(self, pid: int) -> None:
         for d in self.dirs:
@@ -79,8 +82,8 @@ class RunGroup:
 class Cgroups:
     """Where per-run groups are made; `available()` is None where this machine does not allow it."""
 
-    def __init__(self, parents: list[Path], v2: bool):
-        self.parents, self.v2 = parents, v2
+    def __init__(self, parents: list[Path], v2: bool, cpu: bool):
+        self.parents, self.v2, self.cpu = parents, v2, cpu
 
     @classmethod
     def available(cls) -> "Cgroups | None":
@@ -88,14 +91,16 @@ class Cgroups:
             return None
         try:
             mounts, own = _mounts(), _own_paths()
-            if "memory" in mounts and "pids" in mounts and "memory" in own and "pids" in own:
-                found = cls([mounts[c] / own[c].lstrip("/") for c in ("memory", "pids")], v2=False)
+            if all(c in mounts and c in own for c in ("memory", "pids")):
+                cpu = "cpu" in mounts and "cpu" in own
+                found = cls([mounts[c] / own[c].lstrip("/") for c in ("memory", "pids", "cpu")[: 3 if cpu else 2]],
+                            v2=False, cpu=cpu)
             elif "unified" in mounts and "unified" in own:
                 parent = mounts["unified"] / own["unified"].lstrip("/")
-                enabled = (parent / "cgroup.subtree_control").read_text().split()
-                if not {"memory", "pids"} <= set(enabled):
+                enabled = set((parent / "cgroup.subtree_control").read_text().split())
+                if not {"memory", "pids"} <= enabled:
                     return None
-                found = cls([parent], v2=True)
+                found = cls([parent], v2=True, cpu="cpu" in enabled)
             else:
                 return None
             found.new(64 << 20, 8).remove()  # can we really make, limit and remove one?
@@ -114,10 +119,16 @@ class Cgroups:
                 (dirs[0] / "memory.max").write_text(str(memory_bytes))
                 (dirs[0] / "pids.max").write_text(str(pids))
                 _try_write(dirs[0] / "memory.swap.max", "0")
+                if self.cpu:
+                    (dirs[0] / "cpu.max").write_text("100000 100000")  # at most one core
             else:
                 (dirs[0] / "memory.limit_in_bytes").write_text(str(memory_bytes))
                 _try_write(dirs[0] / "memory.memsw.limit_in_bytes", str(memory_bytes))  # no swapping around it
+                _try_write(dirs[0] / "memory.kmem.tcp.limit_in_bytes", str(memory_bytes))  # socket buffers count
                 (dirs[1] / "pids.max").write_text(str(pids))
+                if self.cpu:
+                    (dirs[2] / "cpu.cfs_period_us").write_text("100000")
+                    (dirs[2] / "cpu.cfs_quota_us").write_text("100000")  # at most one core
         except OSError:
             group.remove()
             raise

@@ -66,7 +66,9 @@ def _evaluate():
 
     def wait(fd, write):
         left = deadline - time.monotonic()
-        if left <= 0 or not select.select([] if write else [fd], [fd] if write else [], [], left)[0 if not write else 1]:
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT if write else select.POLLIN)
+        if left <= 0 or not poller.poll(left * 1000):
             raise _Abort("timeout")
 
     def request(msg):

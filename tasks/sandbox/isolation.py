@@ -2,9 +2,11 @@
 
 `bwrap` (bubblewrap 0.8, Debian package `bubblewrap`) gives the process new user, PID, IPC, UTS,
 network, mount and cgroup namespaces, `no_new_privs`, no capabilities, no nested user namespaces,
-a new session and death with its parent. A seccomp filter (made with libseccomp) refuses the socket
-families the network namespace does not isolate (AF_VSOCK, a VM's channel to its host, AF_ALG,
-AF_PACKET...: only Unix, IPv4, IPv6 and netlink sockets exist) and io_uring. Its file system is a read-only view of /usr (with the
+a new session and death with its parent. A seccomp filter (made with libseccomp) lets only Unix
+sockets exist (AF_VSOCK, a VM's channel to its host, is not isolated by the network namespace, and
+TCP buffers are not charged to a cgroup-v1 memory limit; nothing in the empty namespace needs IP),
+and refuses io_uring and the kernel keyrings (a grader's session keyring is inherited through
+every namespace: a program could read or wipe its keys and leave notes for the next run). Its file system is a read-only view of /usr (with the
 /bin, /lib... links) and the interpreter's installation, with every site-/dist-packages directory
 and this project covered by empty read-only tmpfs; /tmp (the working directory) and /dev/shm are
 private tmpfs with a size cap. Nothing else of the host exists there: no checkout, no data, no
@@ -119,25 +121,20 @@ class Isolation:
         """Wait until the program's first process exists and learn its pid (bubblewrap's --info-fd)."""
         if run.info_r is None:
             return
-        try:
-            pid = _child_pid(run.info_r, time.monotonic() + wait_s)
-        finally:
-            os.close(run.info_r)
-            run.info_r = None
+        pid = _child_pid(run.info_r, time.monotonic() + wait_s)
         if pid is None:
-            self.kill(run)
+            self.kill(run)  # before its info pipe closes: bubblewrap must not die half way on SIGPIPE
             raise RuntimeError("bubblewrap did not start the sandbox: " + run.proc.stderr.read(2000).decode("utf-8", "replace"))
+        os.close(run.info_r)
+        run.info_r = None
         run.pid, run.pidfd = pid, os.pidfd_open(pid)
 
     def kill(self, run: "Started", wait_s: float = 5.0) -> None:
         """End the solution's process and everything it started; every wait bounded."""
-        if run.info_r is not None:
-            os.close(run.info_r)
-            run.info_r = None
         if run.pidfd is not None:  # the namespace's first process: its death ends every process in it
             try:
                 signal.pidfd_send_signal(run.pidfd, signal.SIGKILL)
-                select.select([run.pidfd], [], [], wait_s)  # readable once it (and so the namespace) is gone
+                _wait_readable(run.pidfd, wait_s)  # readable once it (and so the namespace) is gone
             except ProcessLookupError:
                 pass
             finally:
@@ -148,6 +145,8 @@ class Isolation:
                 os.killpg(run.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        else:  # bubblewrap, not (yet) ready: its child may exist without a parent-death signal
+            _kill_before_ready(run.proc)
         try:
             run.proc.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
@@ -156,12 +155,52 @@ class Isolation:
                 run.proc.wait(timeout=wait_s)
             except subprocess.TimeoutExpired:
                 pass  # stuck in the kernel; the verdict is returned anyway, never a hang
+        if run.info_r is not None:
+            os.close(run.info_r)
+            run.info_r = None
+
+
+def _wait_readable(fd: int, timeout_s: float) -> bool:
+    """poll(), not select(): a trainer's file descriptors pass 1023."""
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return bool(p.poll(max(0.0, timeout_s) * 1000))
+
+
+def _kill_before_ready(proc: subprocess.Popen) -> None:
+    """Stop bubblewrap, kill the sandbox child it may already have made (which waits for bubblewrap
+    and has no parent-death signal yet: killing only bubblewrap would strand it), then bubblewrap."""
+    try:
+        os.kill(proc.pid, signal.SIGSTOP)  # no new child from here on
+    except ProcessLookupError:
+        return
+    for pid in _children(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.kill()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:  # no CONFIG_PROC_CHILDREN: scan
+        out = []
+        for p in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                stat = Path(f"/proc/{p}/stat").read_bytes()
+            except OSError:
+                continue
+            if int(stat[stat.rfind(b")") + 2 :].split()[1]) == pid:
+                out.append(int(p))
+        return out
 
 
 def _child_pid(info_r: int, deadline: float) -> int | None:
     """The "child-pid" of bubblewrap's --info-fd JSON (written in pieces; read until it is whole)."""
     data = b""
-    while time.monotonic() < deadline and select.select([info_r], [], [], deadline - time.monotonic())[0]:
+    while time.monotonic() < deadline and _wait_readable(info_r, deadline - time.monotonic()):
         chunk = os.read(info_r, 4096)
         if not chunk:
             break
@@ -192,8 +231,8 @@ def _process_env(work: str | None) -> dict[str, str]:
 
 
 def seccomp_filter() -> bytes:
-    """The BPF program bubblewrap installs: only socket families the network namespace isolates,
-    no io_uring. Everything else is allowed (the namespaces and limits do the rest)."""
+    """The BPF program bubblewrap installs: Unix sockets only, no io_uring, no keyrings. Everything
+    else is allowed (the namespaces and limits do the rest)."""
     import errno
     import tempfile
 
@@ -203,13 +242,11 @@ def seccomp_filter() -> bytes:
         raise SandboxUnavailable(f"libseccomp is not usable ({e}): run `apt-get install libseccomp2` and "
                                  "`pip install pyseccomp`, or set task_args.sandbox=process to grade with weaker isolation")
     f = sc.SyscallFilter(sc.ALLOW)
-    # AF_UNIX 1, AF_INET 2, AF_INET6 10, AF_NETLINK 16 are allowed; libseccomp takes one comparison
-    # per argument and rule, so the others are refused as the families between them and above.
+    # AF_UNIX (1) only; libseccomp takes one comparison per argument and rule: below it, and above it.
     for call in ("socket", "socketpair"):
-        for family in (0, *range(3, 10), *range(11, 16)):
-            f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), call, sc.Arg(0, sc.EQ, family))
-        f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), call, sc.Arg(0, sc.GE, 17))
-    for call in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
+        f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), call, sc.Arg(0, sc.LT, 1))
+        f.add_rule(sc.ERRNO(errno.EAFNOSUPPORT), call, sc.Arg(0, sc.GT, 1))
+    for call in ("io_uring_setup", "io_uring_enter", "io_uring_register", "keyctl", "add_key", "request_key"):
         f.add_rule(sc.ERRNO(errno.ENOSYS), call)
     with tempfile.TemporaryFile() as t:
         f.export_bpf(t)
@@ -258,7 +295,7 @@ def isolation(mode: str) -> Isolation:
     iso = Isolation("bwrap", python, _bwrap_prefix(python), SANDBOX_UID if root else None, {
         "mode": "bwrap", "namespaces": "user, pid, ipc, uts, net, mount, cgroup",
         "filesystem": "read-only /usr and interpreter, packages hidden; private size-capped /tmp and /dev/shm",
-        "network": "none (empty network namespace; seccomp: Unix, IPv4, IPv6, netlink sockets only)",
+        "network": "none (empty network namespace; seccomp: Unix sockets only, no io_uring, no keyrings)",
         "processes": "pid namespace, killed as a whole",
         "uid": f"{INNER_UID} inside, {SANDBOX_UID if root else os.geteuid()} outside; no capabilities, no_new_privs",
         "tests": "trusted evaluator process"}, seccomp_filter())
