@@ -89,6 +89,15 @@ def test_grouping_and_finish(sampler):
         assert all(lp <= 0 for lp in c.logprobs)
 
 
+def test_prompts_of_one_call_sample_independently(sampler):
+    """The same prompt four times in one call must not give the same answers four times: each
+    prompt has its own random stream (a seed shared by all prompts makes their samples move
+    together and triples an evaluation's spread)."""
+    ids = _prompt_ids(sampler)[:1] * 4
+    comps = sampler.generate(ids, 1, SamplingParams(max_new_tokens=16, temperature=1.0), seed=3)
+    assert len({tuple(c.token_ids) for c in comps}) > 1
+
+
 def test_explicit_vllm_without_vllm_is_a_clear_error(monkeypatch, tiny_model):
     import sys
 

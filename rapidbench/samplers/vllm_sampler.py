@@ -95,17 +95,20 @@ class VLLMSampler(Sampler):
         from vllm.inputs import TokensPrompt
 
         self.wake()
-        sp = VSP(
+        # One seed per prompt: a seeded request draws from its own generator, so one seed shared by
+        # every prompt gives every prompt the same random draws, and their samples move together
+        # (measured: 3x the spread of a 200-problem evaluation; identical prompts, identical answers).
+        sps = [VSP(
             n=n,
             temperature=max(0.0, params.temperature),
             top_p=params.top_p,
             top_k=params.top_k if params.top_k > 0 else -1,
             max_tokens=params.max_new_tokens,
             logprobs=0,  # the sampled token's own log-prob only
-            seed=seed,
+            seed=prompt_seed(seed, i),
             ignore_eos=params.ignore_eos,
-        )
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids], sp, use_tqdm=False)
+        ) for i in range(len(prompt_ids))]
+        outs = self.llm.generate([TokensPrompt(prompt_token_ids=ids) for ids in prompt_ids], sps, use_tqdm=False)
         result: list[Completion] = []
         for i, o in enumerate(outs):
             for c in o.outputs:
@@ -151,6 +154,14 @@ class VLLMSampler(Sampler):
             gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+
+def prompt_seed(seed: int, index: int) -> int:
+    """A distinct, reproducible seed for each prompt of a call (splitmix64 of the pair)."""
+    x = (seed * 0x9E3779B97F4A7C15 + index + 1) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (x ^ (x >> 31)) & 0x7FFFFFFF
 
 
 def _repack_tied_head(model: torch.nn.Module) -> None:
