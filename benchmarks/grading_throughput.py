@@ -22,6 +22,7 @@ if __name__ == "__main__":
         "gsm8k": lambda p: p.meta["solution"],
         "math": lambda p: p.meta["solution"],
         "mbpp": lambda p: p.meta["reference"],
+        "mbpp-plus": lambda p: p.meta["reference"],  # every base and plus input (~110 per problem)
         "humaneval": lambda p: p.meta["reference"],
     }
     rows = []

@@ -35,6 +35,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rapidbench.tasks.sandbox.cgroup import Cgroups
 from rapidbench.tasks.sandbox.isolation import MODES, SANDBOX_UID, SandboxUnavailable, isolation
@@ -71,6 +72,8 @@ class Verdict:
     total_tests: int = 0
     guards: dict[str, str] = field(default_factory=dict)
     stdout: str = ""
+    results: list[bool] = field(default_factory=list)  # per test (or case): passed, in order; missing = False
+    outputs: list[Any] = field(default_factory=list)  # recording jobs: each case's answer (wire data), None if none
 
     @property
     def passed(self) -> bool:
@@ -84,6 +87,16 @@ class Job:
     setup: str = ""  # trusted code the evaluator runs first (imports, the prompt's helper functions)
     entry_points: tuple[str, ...] = ()  # names the tests take from the program, even one shadowing a builtin
     # (default: every non-builtin name the tests call and do not define)
+    # Data-driven tests instead of `tests` (MBPP+): [{"args": wire list, "expected": wire, "extra": wire}],
+    # judged by the setup's function named `check`; `record` sends back each answer (see evaluator.run_cases).
+    cases: list[dict] | None = None
+    check: str = ""
+    record: bool = False
+    transform: str = ""
+
+    @property
+    def n_tests(self) -> int:
+        return len(self.cases) if self.cases is not None else len(self.tests)
 
 
 class Sandbox:
@@ -114,7 +127,7 @@ class Sandbox:
         try:
             return self._run(job)
         except Exception as e:  # noqa: BLE001 - a grader fault must still produce a verdict, never a pass
-            return Verdict("error", f"sandbox: {type(e).__name__}: {e}", total_tests=len(job.tests), guards=self.guards)
+            return Verdict("error", f"sandbox: {type(e).__name__}: {e}", total_tests=job.n_tests, guards=self.guards)
 
     def _run(self, job: Job) -> Verdict:
         lim, iso = self.limits, self.iso
@@ -139,7 +152,8 @@ class Sandbox:
                 group.add(sol.pid)
             payload = json.dumps({"code": job.code, "tests": list(job.tests), "setup": job.setup,
                                   "entry_points": list(job.entry_points or called_names(job.tests)), "wall_s": lim.wall_s,
-                                  "reply_cap": lim.reply_kb << 10}).encode()
+                                  "reply_cap": lim.reply_kb << 10, "cases": job.cases, "check": job.check,
+                                  "record": job.record, "transform": job.transform}).encode()
             threading.Thread(target=_feed, args=(ev.stdin, payload), daemon=True).start()
             cap = lim.output_kb << 10
             out, err = sol.proc.stdout.fileno(), sol.proc.stderr.fileno()
@@ -149,7 +163,7 @@ class Sandbox:
             iso.kill(sol)
             io.pump(until=None, deadline=time.monotonic() + 0.5)  # what the program wrote before it was killed
             records = [json.loads(x) for x in io.text(ver_r).splitlines() if x.strip()]
-            v = _verdict(records, len(job.tests), not finished, sol.proc.returncode, ev.returncode, io.text(out),
+            v = _verdict(records, job.n_tests, not finished, sol.proc.returncode, ev.returncode, io.text(out),
                          io.text(err), io.text(ev.stderr.fileno()), self.guards)
             if group is not None and group.oom_killed() and v.status != "pass":
                 v.detail = f"memory limit of the run ({lim.run_memory_mb} MiB) reached; {v.detail}"
@@ -246,6 +260,13 @@ def _verdict(records: list[dict], n_tests: int, timed_out: bool, rc: int | None,
              stderr: str, ev_stderr: str, guards: dict[str, str]) -> Verdict:
     v = Verdict("fail", "", 0, n_tests, guards, stdout)
     weak = "" if guards.get("mode") == "bwrap" else f" [sandbox: {guards.get('mode')}]"
+    # per test (or case) whatever the run's end: what passed, and what a recording got
+    results = {r["test"]: r for r in records if "test" in r}
+    outs = {r["case"]: r["out"] for r in records if "case" in r}
+    recording = bool(outs)
+    v.results = [(i in outs) if recording else results.get(i, {}).get("ok") is True for i in range(n_tests)]
+    v.outputs = [outs.get(i) for i in range(n_tests)] if recording else []
+    v.passed_tests = sum(v.results)
     aborts = [r["abort"] for r in records if "abort" in r]
     cpu = rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
     done = any(r.get("done") for r in records)
@@ -265,9 +286,10 @@ def _verdict(records: list[dict], n_tests: int, timed_out: bool, rc: int | None,
         v.status, v.detail = "error", f"evaluator failed: {tail}"
     elif n_tests == 0:
         v.status, v.detail = "error", "no tests to run"
+    elif recording:  # every case answered, or the program failed some
+        v.status = "pass" if all(v.results) else "fail"
+        v.detail = f"{v.passed_tests}/{n_tests} answers recorded"
     else:
-        results = {r["test"]: r for r in records if "test" in r}
-        v.passed_tests = sum(1 for i in range(n_tests) if results.get(i, {}).get("ok") is True)
         if v.passed_tests == n_tests:
             v.status, v.detail = "pass", f"{n_tests}/{n_tests} tests passed"
         else:

@@ -15,9 +15,11 @@ is imported here, fresh: MBPP tests use the solution's `import math`, and fail l
 when it has none. Nothing else is ever taken from the solution: a `class math` of its own, or a
 module object it names after something else, is not a module the tests get.
 
-Job (JSON on stdin): code, setup, tests, entry_points, wall_s, reply_cap. Verdicts go out on
-VERDICT_FD as JSON lines: {"load_error"}, {"test", "ok", "why"} per test after it ran, {"abort"}
-when the solution's process ends, stalls or breaks the protocol, then {"done"}.
+Job (JSON on stdin): code, setup, tests, entry_points, wall_s, reply_cap; or, instead of tests,
+`cases` (arguments and expected answers as wire data, judged by the setup's `check`, see
+run_cases). Verdicts go out on VERDICT_FD as JSON lines: {"load_error"}, {"test", "ok", "why"}
+per test after it ran ({"case", "out"} when recording), {"abort"} when the solution's process
+ends, stalls or breaks the protocol, then {"done"}.
 """
 
 import ast
@@ -226,6 +228,10 @@ def _evaluate():
             return importlib.import_module(name)
         raise KeyError(name)
 
+    if job.get("cases") is not None:
+        run_cases(job, setup, entry_point, emit)
+        emit({"done": True})
+        return
     for i, test in enumerate(job["tests"]):
         try:
             tree = ast.parse(test)
@@ -250,6 +256,34 @@ def _evaluate():
         except BaseException as e:  # noqa: BLE001 - any other error in a test fails that test
             emit({"test": i, "ok": False, "why": f"{type(e).__name__}: {e}"[:300]})
     emit({"done": True})
+
+
+def run_cases(job, setup, entry_point, emit):
+    """Data-driven tests (MBPP+): call the entry point on each case's arguments and judge the answer
+    with the trusted setup's `check(out, expected, extra)`; or, with `record`, send back each answer
+    (after the setup's `transform`, if named): how the reference's expected outputs are made."""
+    try:
+        fn = entry_point(job["entry_points"][0])
+    except KeyError:
+        fn = None
+    check = setup.get(job.get("check") or "", None)
+    transform = setup.get(job.get("transform") or "", None)
+    for i, case in enumerate(job["cases"]):
+        try:
+            if fn is None:
+                raise NameError(f"name {job['entry_points'][0]!r} is not defined")
+            out = fn(*wire_decode(case["args"]))  # decoded afresh: each call gets its own arguments
+            if job.get("record"):
+                emit({"case": i, "out": wire_encode(transform(out) if transform else out)})
+                continue
+            ok = check(out, wire_decode(case["expected"]), wire_decode(case.get("extra")))
+            emit({"test": i, "ok": ok is True, "why": "ok" if ok is True else "wrong answer"})
+        except _Abort as e:
+            emit({"test": i, "ok": False, "why": str(e)})
+            emit({"abort": f"case {i}: {e}"})
+            return
+        except BaseException as e:  # noqa: BLE001 - an error on one input fails that input
+            emit({"test": i, "ok": False, "why": f"{type(e).__name__}: {e}"[:300]})
 
 
 _evaluate()
