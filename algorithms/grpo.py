@@ -1,7 +1,11 @@
 """GRPO (Shao et al., 2024, DeepSeekMath): group-mean (optionally std-scaled) advantages, PPO-clip.
 
 On-policy by default: one optimizer step per generation; `num_iterations` > 1 re-uses the same
-batch that many times (TRL's mu). Optional KL to a frozen reference (k3 estimator).
+batch that many times (TRL's mu). `steps_per_generation` = A > 1 is "batched GRPO" (TRL's
+steps_per_generation schedule): one generation of A x B prompts, then A off-policy PPO-clip steps on
+disjoint mini-batches with the plain group-mean baseline, no importance weights. It is the control
+that separates RAPID's schedule from its importance-weighted baseline. Optional KL to a frozen
+reference (k3 estimator).
 Validated: loss against hand-computed values in tests/test_algorithms.py.
 """
 
@@ -23,6 +27,7 @@ from rapidbench.algorithms.base import (
     group_std,
     kl_k3,
     masked_mean,
+    split_groups,
 )
 from rapidbench.registry import register_algorithm
 from rapidbench.rollouts import Rollouts
@@ -34,6 +39,7 @@ class GRPOOptions(AlgoOptions):
     scale_rewards: bool = True  # divide by the group std (the original GRPO)
     kl_coef: float = 0.0  # beta; > 0 loads a frozen reference model
     num_iterations: int = 1  # optimizer passes over each generation's batch
+    steps_per_generation: int = 1  # A: disjoint mini-batches per generation (batched GRPO when > 1)
     aggregation: Aggregation = "seq-mean"
 
 
@@ -67,20 +73,22 @@ class GRPO(Algorithm):
 
     def __init__(self, options: GRPOOptions):
         super().__init__(options)
+        if options.num_iterations < 1 or options.steps_per_generation < 1:
+            raise ValueError("algo_args.num_iterations and algo_args.steps_per_generation must be >= 1")
         self.needs = Needs(reference_model=options.kl_coef > 0)
         self.aggregation = options.aggregation
 
     @property
     def steps_per_generation(self) -> int:
-        return self.options.num_iterations
+        return self.options.steps_per_generation * self.options.num_iterations
 
     @property
     def prompts_per_generation(self) -> int:
-        return self.options.prompts_per_step  # iterations re-use one batch
+        return self.options.prompts_per_step * self.options.steps_per_generation  # iterations re-use the batch
 
     def minibatches(self, rollouts: Rollouts, generator: torch.Generator) -> list[torch.Tensor]:
-        everything = torch.arange(rollouts.size)
-        return [everything for _ in range(self.options.num_iterations)]
+        chunks = split_groups(rollouts.group, self.options.steps_per_generation, generator)
+        return [c for _ in range(self.options.num_iterations) for c in chunks]
 
     def advantages(self, rollouts: Rollouts) -> None:
         rollouts.advantages = grpo_advantages(rollouts.rewards, rollouts.group, self.options.scale_rewards)

@@ -1,15 +1,25 @@
-"""Time to accuracy on the embedded default: RAPID (A = 2, 4, 8) vs GRPO, PPO, PG, DAPO, 3 seeds,
-the same training budget, one after another on this machine (`rapidbench compare`).
+"""Time to a fixed accuracy on the embedded default: RAPID against GRPO and the controls that take
+RAPID apart, paired by seed, with 95% intervals and the baseline-vs-itself null beside them.
 
-The headline is RAPID's time to reach GRPO's final mean pass@1 divided by GRPO's time (both read
-off the seed-mean curves), for the best A. Runs land beside `make results`' (whose rapid/grpo/ppo
-runs are reused, not repeated, when the budget matches), under results/runs/<task>/<hardware tag>/;
-re-running continues. A machine of a kind that has committed runs
-reuses them and runs only what is missing (the AVX2 machine: A = 2, 8, PG, DAPO, ~2 h); a kind of
-machine with none runs the whole sweep (~1.5 h on 2 AVX512-BF16/AMX cores, ~3.5 h on 2 AVX2 cores).
-The JSON also records where each setting's time went, so a ratio short of the target is explained.
+Settings (one `rapidbench compare` sweep, seeds interleaved, the same training budget each):
+  grpo                   the baseline (group-mean advantages scaled by the group std, on-policy)
+  grpo (std=false)       the same without std scaling (RAPID does not scale): isolates scaling
+  rapid (A=1)            RAPID with one step per generation: GRPO without std through RAPID's code
+  grpo (A=2, std=false)  "batched GRPO": RAPID's schedule (one 2B-prompt generation, 2 off-policy
+                         steps) with the plain group baseline and no importance weights
+  rapid (A=2)            the headline setting, fixed before this sweep (the best A of the earlier
+                         sweep on the Intel AMX machine, which serves as its pilot)
+  rapid (A=4)            RAPID at its preset's A
+So (rapid A=2 vs batched GRPO) measures the importance-weighted baseline, (batched GRPO vs grpo
+std=false) the schedule, (grpo std=false vs grpo) the scaling.
 
-    python benchmarks/time_to_accuracy.py [--budget 180] [--seeds 3] [--algos ...]
+The target pass@1 is fixed before the runs (`--target`, chosen from a pilot, recorded in every
+run's config and in compare.json); the headline is the headline setting's paired time ratio to
+GRPO with its bootstrap interval; the JSON has every setting's, the null's, and the seeds a
+half-width of 0.15 would need. Runs land under results/runs/<task>/<hardware tag>/sweep-<budget>s;
+re-running continues.
+
+    python benchmarks/time_to_accuracy.py --target 0.6 [--budget 180] [--seeds 10] [--no-run]
 """
 
 from __future__ import annotations
@@ -22,78 +32,80 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parent.parent
 
-DEFAULT_ALGOS = "rapid,grpo,ppo,rapid:steps_per_generation=2,rapid:steps_per_generation=8,pg,dapo"
+SETTINGS = ("grpo,grpo:scale_rewards=false,rapid:steps_per_generation=1,grpo:steps_per_generation=2:scale_rewards=false,"
+            "rapid:steps_per_generation=2,rapid:steps_per_generation=4")
+HEADLINE = "rapid:steps_per_generation=2"
 
 if __name__ == "__main__":
     from common import headline, write
 
     from rapidbench.compare import compare, parse_settings
     from rapidbench.harness import hardware_tag
-    from rapidbench.report import find_runs, group
+    from rapidbench.report import choose_target, find_runs, group, null, paired
+    from rapidbench.stats import seeds_for_half_width
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--task", default="arith")
     ap.add_argument("--budget", type=float, default=180.0)
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--algos", default=DEFAULT_ALGOS)
-    ap.add_argument("--baseline", default="grpo")
-    ap.add_argument("--output", default=None, help="runs root (default results/runs/<task>/<hardware tag>)")
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--target", type=float, default=None, help="pass@1 fixed before the runs (else the one recorded)")
+    ap.add_argument("--algos", default=SETTINGS)
+    ap.add_argument("--subject", default=HEADLINE, help="the headline setting, fixed before the runs")
+    ap.add_argument("--output", default=None, help="runs root (default results/runs/<task>/<hardware tag>/sweep-<budget>s)")
     ap.add_argument("--no-run", action="store_true", help="only read the finished runs (the sweep may be partial)")
     args = ap.parse_args()
-    root = Path(args.output or ROOT / "results" / "runs" / args.task / hardware_tag())
+    root = Path(args.output or ROOT / "results" / "runs" / args.task / hardware_tag() / f"sweep-{args.budget:g}s")
     settings = parse_settings(args.algos)
-    rc = 0 if args.no_run else compare(args.task, settings, list(range(args.seeds)), args.budget, root)
+    subject_label = parse_settings(args.subject)[0].label
+    rc = 0 if args.no_run else compare(args.task, settings, list(range(args.seeds)), args.budget, root, target=args.target)
     wanted = {root / s.dirname for s in settings}
-    runs = [r for r in find_runs([str(root)]) if r.path.parent in wanted and r.config.get("time_budget") == args.budget]
+    runs = [r for r in find_runs([str(root)]) if r.path.parent in wanted]
     groups = group(runs)
     if len(groups) != 1:
         sys.exit(f"time_to_accuracy: expected the runs of one task on one kind of machine under {root}, "
                  f"found {', '.join(f'{t} on {hw}' for t, hw in groups) or 'none'}")
-    (_, hw), settings_found = next(iter(groups.items()))
-    by_label = {s.label: s for s in settings_found}
-    base = next(s for s in by_label.values() if s.algo == args.baseline)
-    target = base.final_mean()
-    base_t = base.time_to(target)
-    # a target every setting reaches: the lowest final mean (where "not reached" says nothing)
-    common = min(s.final_mean() for s in by_label.values())
-    base_c = base.time_to(common)
+    (_, hw), found = next(iter(groups.items()))
+    by_label = {s.label: s for s in found}
+    base = by_label["grpo"]
+    target, why, fixed = choose_target(found, "rapid", args.target)
+    if not fixed:
+        sys.exit("time_to_accuracy: no target fixed before the runs: pass --target (from a pilot) to the sweep")
     rows = []
-    for s in by_label.values():
-        n = len(s.runs)
-        a = s.runs[0].config["algo_args"]
-        t, tc = s.time_to(target), s.time_to(common)
-        end = max(r.evals[-1]["wall_s"] for r in s.runs)
+    for s in found:
+        seeds, ratio, diff, reached = paired(s, base, target) if s is not base else ([r.seed for r in s.runs], None, None, "")
+        fwd = s.fwd_per_sample()
         rows.append({
-            "setting": s.label, "seeds": n, "final_pass@1": round(s.final_mean(), 4),
-            "final_pass@1_std": round(statistics.stdev(s.finals()), 4) if n > 1 else 0.0,
-            "time_to_target_s": None if t is None else round(t, 1),
-            "ratio_vs_baseline": None if (t is None or not base_t) else round(t / base_t, 3),
-            # not reached within the budget: the ratio is at least (last evaluation) / baseline's time
-            "ratio_lower_bound": round(end / base_t, 3) if (t is None and base_t) else None,
-            "time_to_common_target_s": None if tc is None else round(tc, 1),
-            "ratio_at_common_target": None if (tc is None or not base_c) else round(tc / base_c, 3),
-            "steps": s.summary_mean("steps"), "train_wall_s": round(s.summary_mean("train_wall_s"), 1),
-            "s_per_step": round(s.s_per_step(), 2),
+            "setting": s.label, "seeds": len(s.runs), "final_pass@1": round(s.final_mean(), 4),
+            "final_pass@1_std": round(statistics.stdev(s.finals()), 4) if len(s.finals()) > 1 else 0.0,
+            **({"time_ratio_vs_grpo": round(ratio.value, 3), "ci95": [round(ratio.lo, 3), round(ratio.hi, 3)],
+                "paired_seeds": ratio.pairs, "reached_target_setting_grpo": reached,
+                "final_diff_vs_grpo": round(diff.value, 4), "final_diff_ci95": [round(diff.lo, 4), round(diff.hi, 4)]}
+               if ratio else {}),
+            "steps": s.summary_mean("steps"), "s_per_step": round(s.s_per_step(), 2),
             **{f"{k[:-2]}_share": round(s.share(k), 3) for k in ("gen_s", "train_s", "sync_s")},
-            "prompts_per_step": a.get("prompts_per_step"), "group_size": a.get("group_size"),
-            "steps_per_generation": a.get("steps_per_generation", a.get("num_iterations", 1)),
+            "policy_forwards_per_sample": None if fwd is None else round(fwd, 3),
         })
         print(rows[-1], flush=True)
-    rapid = [r for r in rows if r["setting"].startswith("rapid")]
-    key = lambda r: r["ratio_vs_baseline"] if r["ratio_vs_baseline"] is not None else 1e9 + (r["ratio_lower_bound"] or 0)
-    best = min(rapid, key=key)
-    met = best["ratio_vs_baseline"] is not None and best["ratio_vs_baseline"] <= 0.60
-    value = best["ratio_vs_baseline"] if best["ratio_vs_baseline"] is not None else f"> {best['ratio_lower_bound']} (not reached)"
-    done = sorted({len(s.runs) for s in by_label.values()})
-    how = (f"on {hw}: {'/'.join(map(str, done))} seeds x {len(by_label)} settings ({', '.join(by_label)}), {args.budget:g} s of "
-           f"training each, one after another; target = {args.baseline}'s final mean pass@1 ({target:.3f}), times "
-           f"read off seed-mean curves; best RAPID setting {best['setting']}; at the lowest final mean ({common:.3f}), "
-           f"which all reach, RAPID/{args.baseline} = {best['ratio_at_common_target']}")
-    head = headline(f"RAPID time to {args.baseline}'s final accuracy / {args.baseline}'s time", value, how,
-                    target="<= 0.60", met=met)
-    out = write("time_to_accuracy", {"task": args.task, "runs_hardware": hw, "budget_s": args.budget, "target_pass@1": round(target, 4),
-                                     "baseline": args.baseline, "baseline_time_s": base_t,
-                                     "common_target_pass@1": round(common, 4), "rows": rows}, head)
+    nl = null(base, target)
+    null_ratio = nl[0] if nl else None
+    subj = next(r for r in rows if r["setting"] == subject_label)
+    _, subj_ratio, _, _ = paired(by_label[subject_label], base, target)
+    need = seeds_for_half_width(subj_ratio, 0.15)
+    met = subj_ratio.value <= 0.60 and subj_ratio.hi < 1.0
+    how = (f"on {hw}: {subj['paired_seeds']} paired seeds x {len(found)} settings ({', '.join(by_label)}), {args.budget:g} s "
+           f"of training each, seeds interleaved; target pass@1 {target:.3f} ({why}); geometric mean over seeds of "
+           f"time to target / GRPO's on the same seed, 95% bootstrap CI {subj_ratio.fmt()}; null (GRPO vs itself, "
+           f"disjoint seeds): {null_ratio.fmt() if null_ratio else 'n/a'}; a half-width of 0.15 would need about "
+           f"{need} paired seeds")
+    head = headline(f"{subject_label} time to the fixed target / GRPO's (paired)", round(subj_ratio.value, 3), how,
+                    target="<= 0.60 with the CI's upper end < 1", met=met)
+    head.update({"ci95": [round(subj_ratio.lo, 3), round(subj_ratio.hi, 3)], "seeds": subj_ratio.pairs,
+                 "target_pass@1": target,
+                 "null_ci95": [round(null_ratio.lo, 3), round(null_ratio.hi, 3)] if null_ratio else None,
+                 "null_ratio": round(null_ratio.value, 3) if null_ratio else None, "seeds_for_half_width_0.15": need})
+    out = write("time_to_accuracy", {"task": args.task, "runs_hardware": hw, "budget_s": args.budget,
+                                     "target_pass@1": target, "target_source": why, "baseline": "grpo",
+                                     "subject": subject_label, "rows": rows}, head)
     print(f"wrote {out}")
-    print(f"RAPID ({best['setting']}) time to {args.baseline}'s final accuracy / {args.baseline}'s: {value}")
+    print(f"{subject_label} time to target / GRPO's: {subj_ratio.fmt()} (null {null_ratio.fmt() if null_ratio else 'n/a'})")
     sys.exit(rc)

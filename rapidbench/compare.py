@@ -5,8 +5,13 @@ and memory are gone before the next starts, and a crash loses only that run. Re-
 command continues: finished runs (summary.json) are skipped, interrupted ones resumed from their
 last checkpoint. A finished run's checkpoints are deleted unless --keep-checkpoints.
 
+Order: seed by seed, and within a seed the settings rotated by one place per seed, so the machine's
+drift over a sweep falls on every setting alike (no setting is always first); the order is recorded
+in compare.json. `--target` fixes the accuracy the report races to before any run starts: it is
+recorded in every run's config (`eval.target`) and in compare.json.
+
 An algorithm setting is a registered name with optional algo_args, e.g. `rapid:steps_per_generation=8`
-(directory `rapid-steps_per_generation8`).
+(directory `rapid-steps_per_generation8`, label "rapid (A=8)").
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -37,8 +43,14 @@ class Setting:
     def dirname(self) -> str:
         return "-".join([self.algo, *(f"{k}{v}" for k, v in self.args)])
 
+    @property
+    def label(self) -> str:
+        """How tables name it: "grpo (A=4, std=false)"."""
+        short = {"steps_per_generation": "A", "scale_rewards": "std"}
+        return f"{self.algo} ({', '.join(f'{short.get(k, k)}={v}' for k, v in self.args)})" if self.args else self.algo
+
     def overrides(self) -> list[str]:
-        return [f"algo_args.{k}={v}" for k, v in self.args]
+        return [f"algo_args.{k}={v}" for k, v in self.args] + [f"label={self.label}"]
 
 
 def parse_settings(spec: str) -> list[Setting]:
@@ -60,8 +72,13 @@ def parse_settings(spec: str) -> list[Setting]:
 
 
 def plan(settings: list[Setting], seeds: list[int], root: Path) -> list[tuple[Setting, int, Path]]:
-    """Seed-major order: an interrupted comparison still has every setting for its first seeds."""
-    return [(s, seed, root / s.dirname / f"seed{seed}") for seed in seeds for s in settings]
+    """Seed-major, so an interrupted comparison has every setting for its first seeds; within the
+    i-th seed the settings start at the i-th (rotated), so drift does not always hit the same one."""
+    out = []
+    for i, seed in enumerate(seeds):
+        k = i % len(settings)
+        out += [(s, seed, root / s.dirname / f"seed{seed}") for s in settings[k:] + settings[:k]]
+    return out
 
 
 RUN_PY = Path(__file__).resolve().parent.parent / "launchers" / "run.py"
@@ -69,10 +86,10 @@ DEFAULT_PRESET = "{algo}-cpu"
 
 
 def run_command(setting: Setting, seed: int, out: Path, task: str, budget: float, preset: str | None,
-                eval_every: float, overrides: list[str], launcher: str = "") -> list[str]:
+                eval_every: float, overrides: list[str], launcher: str = "", target: float | None = None) -> list[str]:
     """The command for one run: `python -m rapidbench run ...`, or `<launcher> launchers/run.py ...`
     (e.g. `deepspeed --num_gpus 4`), which takes the same flags."""
-    head = [*shlex.split(launcher), str(RUN_PY)] if launcher else [sys.executable, "-m", "rapidbench", "run"]
+    head = [*_beside_python(shlex.split(launcher)), str(RUN_PY)] if launcher else [sys.executable, "-m", "rapidbench", "run"]
     if (out / "config.json").is_file() or (out / "metrics.jsonl").is_file():
         # started before: the saved config is the run's config; continue from its last checkpoint
         return [*head, "--resume", str(out)]
@@ -84,7 +101,41 @@ def run_command(setting: Setting, seed: int, out: Path, task: str, budget: float
         cmd += ["--preset", chosen]
     # Evaluate at the same training-clock times in every run, so curves line up across algorithms.
     cmd += [f"eval.every_seconds={eval_every}", "eval.every_steps=0", *setting.overrides(), *overrides]
+    if target is not None:
+        cmd.append(f"eval.target={target}")
     return cmd
+
+
+def _beside_python(argv: list[str]) -> list[str]:
+    """`deepspeed ...` / `torchrun ...`: the one installed next to this interpreter (the venv's), not
+    whatever PATH finds first."""
+    if argv and "/" not in argv[0]:
+        mine = Path(sys.executable).parent / argv[0]
+        if mine.is_file():
+            return [str(mine), *argv[1:]]
+    return argv
+
+
+def _read_record(root: Path) -> dict:
+    try:
+        return json.loads((root / "compare.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_record(root: Path, record: dict) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "compare.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _recorded_target(root: Path) -> float | None:
+    """The target a comparison under `root` was started with, if any."""
+    return _read_record(root).get("target")
+
+
+def _hms(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}"
 
 
 def _check_config(run_argv: list[str]) -> None:
@@ -114,30 +165,51 @@ def _check_same_machine(outs: list[Path]) -> None:
 
 def compare(task: str, settings: list[Setting], seeds: list[int], budget: float, root: Path,
             preset: str | None = None, eval_every: float | None = None, overrides: list[str] | None = None,
-            dry_run: bool = False, keep_checkpoints: bool = False, launcher: str = "") -> int:
+            dry_run: bool = False, keep_checkpoints: bool = False, launcher: str = "",
+            target: float | None = None) -> int:
     if budget <= 0:
         raise CompareError(f"--time-budget must be > 0 seconds, got {budget}")
+    if target is not None and not 0 < target <= 1:
+        raise CompareError(f"--target is a pass@1 in (0, 1], got {target}")
     if preset and not any(preset.format(algo=s.algo) in preset_names() for s in settings):
         raise CompareError(f"unknown preset '{preset}'; presets: {', '.join(preset_names())}")
-    eval_every = eval_every or round(budget / 3, 1)
+    recorded = _recorded_target(root)
+    if target is not None and recorded not in (None, target):
+        raise CompareError(f"{root} holds a comparison started with --target {recorded}; a target is fixed before "
+                           "the runs: keep it, or pass another --output")
+    target = target if target is not None else recorded
+    eval_every = eval_every or round(budget / 8, 1)
     todo = plan(settings, seeds, root)
     for setting, seed, out in todo:  # a bad override fails here, once, before any run starts
-        cmd = run_command(setting, seed, out, task, budget, preset, eval_every, overrides or [])
+        cmd = run_command(setting, seed, out, task, budget, preset, eval_every, overrides or [], target=target)
         if "--resume" not in cmd:
             _check_config(cmd[cmd.index("--algo"):])
     _check_same_machine([out for _, _, out in todo])
-    failed, ran = [], 0
+    record = {"task": task, "algos": [s.dirname for s in settings], "seeds": seeds, "time_budget": budget,
+              "eval_every_seconds": eval_every, "preset": DEFAULT_PRESET if preset is None else preset,
+              "overrides": overrides or [], "launcher": launcher, "target": target,
+              "order": [f"{s.dirname}/seed{seed}" for s, seed, _ in todo]}
+    before = _read_record(root)
+    if not dry_run and not before:  # the target and the order are on record before the first run
+        _write_record(root, {**record, "elapsed_s": 0.0})
+    failed, ran, spent = [], 0, []
     t0 = time.monotonic()
+    left = [out for _, _, out in todo if not (out / "summary.json").is_file()]
     for i, (setting, seed, out) in enumerate(todo, 1):
         head = f"[compare {i}/{len(todo)}] {setting.dirname} seed {seed} -> {out}"
         if (out / "summary.json").is_file():
             print(f"{head}: done before, skipped", file=sys.stderr, flush=True)
             continue
-        cmd = run_command(setting, seed, out, task, budget, preset, eval_every, overrides or [], launcher)
-        print(f"{head}\n  $ {' '.join(cmd)}", file=sys.stderr, flush=True)
+        cmd = run_command(setting, seed, out, task, budget, preset, eval_every, overrides or [], launcher, target)
+        per_run = statistics.mean(spent) if spent else budget * 1.5  # a guess until a run has finished
+        print(f"{head} | sweep: {_hms(time.monotonic() - t0)} elapsed, about {_hms(per_run * len(left))} left "
+              f"({len(left)} run(s))\n  $ {' '.join(cmd)}", file=sys.stderr, flush=True)
         if dry_run:
             continue
+        t_run = time.monotonic()
         rc = subprocess.run(cmd).returncode
+        spent.append(time.monotonic() - t_run)
+        left.remove(out)
         ran += 1
         if rc != 0:
             failed.append(f"{setting.dirname}/seed{seed} (exit {rc})")
@@ -145,13 +217,7 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
             # a finished run's curves are its product; its final checkpoint is ~12 bytes/parameter
             shutil.rmtree(out / "checkpoints", ignore_errors=True)
     if ran:  # all skipped: the record of the comparison that made them stays as it was
-        root.mkdir(parents=True, exist_ok=True)
-        (root / "compare.json").write_text(json.dumps({
-            "task": task, "algos": [s.dirname for s in settings], "seeds": seeds, "time_budget": budget,
-            "eval_every_seconds": eval_every, "preset": DEFAULT_PRESET if preset is None else preset, "overrides": overrides or [],
-            "launcher": launcher,
-            "elapsed_s": round(time.monotonic() - t0, 1),
-        }, indent=2) + "\n")
+        _write_record(root, {**record, "elapsed_s": round((before or {}).get("elapsed_s", 0.0) + time.monotonic() - t0, 1)})
     if failed:
         print(f"rapidbench: error: {len(failed)} run(s) failed: {', '.join(failed)}; "
               "re-run the same command to resume them", file=sys.stderr)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from rapidbench.harness import hardware_tag, read_jsonl
+from rapidbench.stats import Estimate, RunTime, crossing_time, halves, mean_difference, run_time, time_ratio
 
 PHASES = ("gen_s", "grade_s", "sync_s", "train_s")
 GRID_POINTS = 101
@@ -35,11 +36,18 @@ class RunRecord:
 
     @property
     def label(self) -> str:
-        """algo plus the options that tell its runs apart (RAPID's A)."""
+        """The setting's name: `compare`'s label (algorithm and the options that tell settings
+        apart), else the algorithm plus RAPID's A."""
+        if self.config.get("label"):
+            return self.config["label"]
         a = self.config.get("algo_args") or {}
         if "steps_per_generation" in a:
             return f"{self.summary['algo']} (A={a['steps_per_generation']})"
         return self.summary["algo"]
+
+    @property
+    def seed(self) -> int:
+        return int(self.summary.get("seed", 0))
 
     @property
     def task(self) -> str:
@@ -87,18 +95,7 @@ def find_runs(paths: list[str]) -> list[RunRecord]:
 
 
 # -- statistics -----------------------------------------------------------------------------------
-def time_to_target(t: np.ndarray, acc: np.ndarray, target: float) -> float | None:
-    """First training time at which the curve reaches `target`, linear between evaluations.
-
-    The curve is the straight line between consecutive (t, acc) points; None if it never gets there.
-    """
-    for i in range(len(t)):
-        if acc[i] >= target:
-            if i == 0:
-                return float(t[0])
-            t0, t1, a0, a1 = t[i - 1], t[i], acc[i - 1], acc[i]
-            return float(t0 + (target - a0) / (a1 - a0) * (t1 - t0))
-    return None
+time_to_target = crossing_time  # first time a curve reaches a target (rapidbench.stats)
 
 
 def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]], points: int = GRID_POINTS):
@@ -166,11 +163,21 @@ class Setting:
         return mean_curve([r.curve(metric) for r in self.runs])
 
     def time_to(self, target: float) -> float | None:
+        """When the seed-mean curve reaches `target` (descriptive; the comparison is paired by seed)."""
         grid, mean, _, _ = self.mean_curve()
         return time_to_target(grid, mean, target) if len(grid) else None
 
-    def seed_times(self, target: float) -> list[float | None]:
-        return [time_to_target(*r.curve(), target) for r in self.runs]
+    def run_times(self, target: float) -> dict[int, RunTime]:
+        """Seed -> time to `target` (censored at its training time when never reached)."""
+        return {r.seed: run_time(*r.curve(), target, r.summary["train_wall_s"]) for r in self.runs if r.evals}
+
+    def finals_by_seed(self, metric: str = "pass@1") -> dict[int, float]:
+        return {r.seed: r.evals[-1][metric] for r in self.runs if r.evals and metric in r.evals[-1]}
+
+    def fwd_per_sample(self) -> float | None:
+        """Policy forward rows per trained row, mean over steps (the equal-work audit; newer runs)."""
+        vals = [m["fwd_per_sample"] for r in self.runs for m in r.metrics if "fwd_per_sample" in m]
+        return statistics.mean(vals) if vals else None
 
 
 def group(runs: list[RunRecord]) -> dict[tuple[str, str], list[Setting]]:
@@ -182,13 +189,20 @@ def group(runs: list[RunRecord]) -> dict[tuple[str, str], list[Setting]]:
     return {key: [s for _, s in sorted(by.items())] for key, by in sorted(out.items())}
 
 
-def choose_target(settings: list[Setting], subject: str, target: float | None) -> tuple[float, str]:
-    """The accuracy every setting races to: `target`, else the best baseline's (non-`subject`) final mean."""
+def choose_target(settings: list[Setting], subject: str, target: float | None) -> tuple[float, str, bool]:
+    """The accuracy every setting races to, how it was chosen, and whether it was fixed before the
+    runs: `target`, else the `eval.target` the runs were started with (one value for all), else,
+    flagged as chosen after the runs, the best baseline's (non-`subject`) final mean."""
     if target is not None:
-        return target, "given with --target"
+        return target, "given with --target", True
+    recorded = {r.config.get("eval", {}).get("target", 0.0) for s in settings for r in s.runs}
+    if len(recorded) == 1 and (only := recorded.pop()):
+        return only, "fixed before the runs (eval.target, recorded in every run's config)", True
     baselines = [s for s in settings if s.algo != subject and s.finals()] or [s for s in settings if s.finals()]
     best = max(baselines, key=lambda s: s.final_mean())
-    return best.final_mean(), f"the best baseline's final mean pass@1 ({best.label})"
+    return best.final_mean(), (f"CHOSEN AFTER THE RUNS: the best baseline's final mean pass@1 ({best.label}), which "
+                               "favours curves noisier than the baseline's; pass --target or start runs with "
+                               "eval.target"), False
 
 
 # -- tables ---------------------------------------------------------------------------------------
@@ -213,19 +227,43 @@ def accuracy_table(settings: list[Setting], ks: list[str]) -> str:
                          "steps", "train wall s", "s / step", "peak RSS GiB"])
 
 
-def target_table(settings: list[Setting], target: float, baseline: Setting | None) -> str:
-    base_t = baseline.time_to(target) if baseline else None
+def paired(setting: Setting, baseline: Setting, target: float) -> tuple[list[int], Estimate, Estimate, str]:
+    """Seeds both ran, the time ratio and final-accuracy difference over them, and 'reached' counts."""
+    ts, tb = setting.run_times(target), baseline.run_times(target)
+    fs, fb = setting.finals_by_seed(), baseline.finals_by_seed()
+    seeds = sorted(set(ts) & set(tb) & set(fs) & set(fb))
+    ratio = time_ratio([ts[k] for k in seeds], [tb[k] for k in seeds])
+    diff = mean_difference([fs[k] for k in seeds], [fb[k] for k in seeds])
+    reached = f"{sum(not ts[k].censored for k in seeds)} / {sum(not tb[k].censored for k in seeds)}"
+    return seeds, ratio, diff, reached
+
+
+def null(baseline: Setting, target: float) -> tuple[Estimate, Estimate, str] | None:
+    """The baseline against itself: its first half of seeds paired with its second half."""
+    times, finals = baseline.run_times(target), baseline.finals_by_seed()
+    seeds = sorted(set(times) & set(finals))
+    a, b = halves(seeds)
+    if not a:
+        return None
+    reached = f"{sum(not times[k].censored for k in a)} / {sum(not times[k].censored for k in b)}"
+    return (time_ratio([times[k] for k in a], [times[k] for k in b]),
+            mean_difference([finals[k] for k in a], [finals[k] for k in b]), reached)
+
+
+def paired_table(settings: list[Setting], target: float, baseline: Setting) -> str:
     rows = []
     for s in settings:
-        t = s.time_to(target)
-        seeds = [x for x in s.seed_times(target) if x is not None]
-        speedup = f"{base_t / t:.2f}x" if (t and base_t) else ("-" if t is None or base_t is None else "inf")
-        rows.append([s.label, f"{t:.0f}" if t is not None else "not reached",
-                     f"{len(seeds)}/{len(s.runs)}", mean_std(seeds, 0) if seeds else "-",
-                     f"{t / base_t:.2f}" if (t is not None and base_t) else "-", speedup])
-    ref = baseline.label if baseline else "(none)"
-    return _table(rows, ["setting", "time to target s (mean curve)", "seeds reaching it", "per-seed time s",
-                         f"time / {ref}", f"speed-up vs {ref}"])
+        if s is baseline:
+            continue
+        seeds, ratio, diff, reached = paired(s, baseline, target)
+        rows.append([s.label, len(seeds), reached, ratio.fmt(), diff.fmt(3, signed=True)])
+    nl = null(baseline, target)
+    if nl:
+        ratio, diff, reached = nl
+        rows.append([f"null: {baseline.label} vs itself (seeds split in halves)", ratio.pairs, reached, ratio.fmt(),
+                     diff.fmt(3, signed=True)])
+    return _table(rows, ["setting", "paired seeds", f"reached target (setting / {baseline.label})",
+                         f"time to target / {baseline.label}'s [95% CI]", "final pass@1 - baseline's [95% CI]"])
 
 
 def phase_table(settings: list[Setting]) -> str:
@@ -233,11 +271,14 @@ def phase_table(settings: list[Setting]) -> str:
     for s in settings:
         ph = {k: s.phase_mean(k) for k in PHASES}
         wall = s.summary_mean("train_wall_s")
+        fwd = s.fwd_per_sample()
         rows.append([s.label, *(f"{ph[k]:.0f}" for k in PHASES), f"{max(0.0, wall - sum(ph.values())):.0f}",
                      f"{wall:.0f}", f"{100 * s.share('gen_s'):.0f}%", f"{100 * s.share('train_s'):.0f}%",
+                     "-" if fwd is None else f"{fwd:.2f}",
                      f"{s.summary_mean('eval_s'):.0f}", f"{s.summary_mean('ckpt_s'):.0f}"])
     return _table(rows, ["setting", "generation s", "grading s", "weight sync s", "training s", "other s",
-                         "train wall s", "gen share", "train share", "eval s (off clock)", "ckpt s (off clock)"])
+                         "train wall s", "gen share", "train share", "policy forwards per trained sample",
+                         "eval s (off clock)", "ckpt s (off clock)"])
 
 
 # -- the document ---------------------------------------------------------------------------------
@@ -251,8 +292,8 @@ How to read it: the x axis of every curve, the time budget and every "time to ta
 checkpointing are timed but kept off that axis (columns "eval s" and "ckpt s"), so algorithms are
 compared on the time they spend learning. Accuracy is held-out pass@k estimated from n samples per
 problem (unbiased estimator of Chen et al., 2021); a setting's curve is the mean over its seeds,
-interpolated onto one time grid (a seed that stopped earlier holds its final value), with the
-min-max band.
+interpolated onto one time grid (a seed that stopped earlier holds its final value); dots are the
+evaluations, the band (baseline only) is the min-max over seeds.
 """
 
 
@@ -308,29 +349,29 @@ def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: flo
     for (task, hw), settings in group(runs).items():
         ks = sorted({k for s in settings for r in s.runs for k in (r.evals[-1] if r.evals else {})
                      if k.startswith("pass@")}, key=lambda k: int(k[5:]))
-        tgt, why = choose_target(settings, subject, target) if any(s.finals() for s in settings) else (None, "")
+        tgt, why, _ = choose_target(settings, subject, target) if any(s.finals() for s in settings) else (None, "", False)
         base = next((s for s in settings if s.label == baseline or s.algo == baseline), None)
         if base is None:
             base = next((s for s in settings if s.algo != subject), None)  # the named one is absent
         doc += [f"## {settings[0].section}", "", *_describe_runs(settings, out),
                 "### Final accuracy (held-out; mean ± std over seeds)", "", accuracy_table(settings, ks), ""]
-        if tgt is not None:
-            doc += ["### Time to target", "",
-                    f"Target: pass@1 = {tgt:.3f}, {why}. Times are read off each setting's mean curve, linear "
-                    "between evaluations; \"per-seed\" averages the seeds that got there.", "",
-                    target_table(settings, tgt, base), ""]
-            low = min((s for s in settings if s.finals()), key=lambda s: s.final_mean())
-            if target is None and low.final_mean() < tgt - 1e-9:
-                doc += [f"And to pass@1 = {low.final_mean():.3f}, the lowest final mean ({low.label}), which every "
-                        "setting's mean curve reaches:", "", target_table(settings, low.final_mean(), base), ""]
+        if tgt is not None and base is not None:
+            doc += ["### Time to target, paired by seed", "",
+                    f"Target: pass@1 = {tgt:.3f}, {why}. Each run's time to the target is read off its own "
+                    "curve (linear between evaluations); a run that never reaches it counts its whole training "
+                    "time (censored: a ratio is then a bound, see \"reached\"). Ratios are geometric means over "
+                    f"the seeds both settings ran of time / {base.label}'s time on the same seed; differences are "
+                    "means of paired differences; intervals are 95% percentile bootstraps over seeds. The null row "
+                    f"compares {base.label} with itself on disjoint seeds: a ratio inside its interval is not told "
+                    "from noise (`rapidbench/stats.py`).", "", paired_table(settings, tgt, base), ""]
         doc += ["### Where the training time goes (mean seconds per run)", "", phase_table(settings), ""]
         if plots:
             from rapidbench.plots import accuracy_plot, phase_plot, reward_plot
 
             out.mkdir(parents=True, exist_ok=True)
             stem = f"{task}-{hw}"
-            figs = [accuracy_plot(settings, tgt, out / f"{stem}_accuracy.png"),
-                    reward_plot(settings, out / f"{stem}_reward.png"),
+            figs = [accuracy_plot(settings, tgt, out / f"{stem}_accuracy.png", base),
+                    reward_plot(settings, out / f"{stem}_reward.png", base),
                     phase_plot(settings, out / f"{stem}_phases.png")]
             doc += [f"![{f.stem}]({f.name})" for f in figs] + [""]
     doc += _bench_section(out)

@@ -235,3 +235,22 @@ def test_ppo_token_rewards_value_loss_and_policy_loss_by_hand():
             clip_tok(rho[1][1], 0.5, .2, .2), 0.0, 0.0, clip_tok(rho[3][0], -1.0, .2, .2)]
     assert loss_of(algo, adv) == pytest.approx(sum(toks) / 7, abs=1e-6)
     assert algo.needs.critic and not algo.needs.reference_model
+
+
+def test_batched_grpo_is_rapids_schedule_without_importance_weights():
+    """steps_per_generation = A: one generation of A x B prompts, A disjoint mini-batches of whole
+    groups; advantages are the plain group baseline (no weights), as many times as num_iterations."""
+    from rapidbench.algorithms.grpo import GRPO, GRPOOptions
+
+    algo = GRPO(GRPOOptions(group_size=2, prompts_per_step=2, steps_per_generation=2, num_iterations=2))
+    assert algo.prompts_per_generation == 4 and algo.steps_per_generation == 4
+    group = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
+    ro = type("R", (), {"group": group, "size": 8})()
+    batches = algo.minibatches(ro, torch.Generator().manual_seed(0))
+    assert len(batches) == 4 and batches[0].tolist() == batches[2].tolist() and batches[1].tolist() == batches[3].tolist()
+    first, second = set(batches[0].tolist()), set(batches[1].tolist())
+    assert not first & second and first | second == set(range(8))
+    # whole groups: every row of a group in a mini-batch is in that mini-batch
+    assert all(set(torch.nonzero(group == g).flatten().tolist()) <= set(b.tolist()) for b in batches for g in group[b].tolist())
+    with pytest.raises(ValueError):
+        GRPO(GRPOOptions(steps_per_generation=0))

@@ -1,0 +1,105 @@
+"""Paired statistics for time-to-accuracy comparisons: the numbers `rapidbench report` defends.
+
+Every setting runs the same seeds; seed k of a setting is compared with seed k of the baseline
+(same data order, same evaluation problems), so machine noise that is shared within a seed cancels.
+
+- Time to target, per run: the first training time its held-out pass@1 curve reaches the target
+  (linear between evaluations). A run that never reaches it is *censored*: its time counts as its
+  whole training time (a lower bound on the true time), and the tables say how many were.
+- Time ratio: the geometric mean over seeds of T_setting(k) / T_baseline(k), with a percentile
+  bootstrap 95% interval over seeds (10,000 resamples, fixed RNG seed, so the report reproduces).
+  With censoring on the setting's side the estimate is a lower bound; on the baseline's side, an
+  upper bound.
+- Final accuracy: the mean over seeds of the paired difference in final pass@1, same bootstrap.
+  (A difference, not a ratio: ratios of accuracies near 0 explode.)
+- The null (A/A): the baseline against itself, its first half of seeds paired with its second
+  half. Its interval shows how far from 1 (or 0) noise alone puts a ratio (or difference) with
+  half as many pairs; an effect inside it is not told from noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+N_BOOT = 10_000
+MIN_TIME_S = 1.0  # a run at the target from its first evaluation: one second, so log ratios stay finite
+
+
+def crossing_time(t: np.ndarray, acc: np.ndarray, target: float) -> float | None:
+    """First time the curve (linear between evaluations) reaches `target`; None if it never does."""
+    for i in range(len(t)):
+        if acc[i] >= target:
+            if i == 0:
+                return float(t[0])
+            t0, t1, a0, a1 = t[i - 1], t[i], acc[i - 1], acc[i]
+            return float(t0 + (target - a0) / (a1 - a0) * (t1 - t0))
+    return None
+
+
+@dataclass(frozen=True)
+class RunTime:
+    seconds: float  # time to target, or the run's whole training time when censored
+    censored: bool
+
+
+def run_time(t: np.ndarray, acc: np.ndarray, target: float, train_s: float) -> RunTime:
+    hit = crossing_time(t, acc, target)
+    return RunTime(max(hit, MIN_TIME_S), False) if hit is not None else RunTime(max(train_s, MIN_TIME_S), True)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    lo: float
+    hi: float
+    pairs: int
+
+    def fmt(self, digits: int = 2, signed: bool = False) -> str:
+        f = f"{{:{'+' if signed else ''}.{digits}f}}"
+        if self.pairs < 2:
+            return f.format(self.value) + " (1 pair: no interval)"
+        return f"{f.format(self.value)} [{f.format(self.lo)}, {f.format(self.hi)}]"
+
+
+def _bootstrap(values: np.ndarray, stat, seed: int = 0) -> tuple[float, float]:
+    """Percentile 95% interval of stat(values[resampled indices]) over N_BOOT resamples."""
+    if len(values) < 2:
+        v = float(stat(values))
+        return v, v
+    rng = np.random.Generator(np.random.PCG64(seed))
+    idx = rng.integers(0, len(values), size=(N_BOOT, len(values)))
+    draws = np.array([stat(values[i]) for i in idx])
+    return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
+
+
+def time_ratio(setting: list[RunTime], baseline: list[RunTime]) -> Estimate:
+    """Geometric mean over paired seeds of T_setting / T_baseline, with its bootstrap interval."""
+    logs = np.array([math.log(s.seconds / b.seconds) for s, b in zip(setting, baseline)])
+    lo, hi = _bootstrap(logs, np.mean)
+    return Estimate(math.exp(logs.mean()), math.exp(lo), math.exp(hi), len(logs))
+
+
+def mean_difference(setting: list[float], baseline: list[float]) -> Estimate:
+    """Mean over paired seeds of setting - baseline, with its bootstrap interval."""
+    d = np.array([s - b for s, b in zip(setting, baseline)])
+    lo, hi = _bootstrap(d, np.mean)
+    return Estimate(float(d.mean()), lo, hi, len(d))
+
+
+def halves(items: list) -> tuple[list, list]:
+    """The null's pairing: first half of the seeds against the second half."""
+    h = len(items) // 2
+    return items[:h], items[h : 2 * h]
+
+
+def seeds_for_half_width(estimate: Estimate, target_half_width: float) -> int | None:
+    """Paired seeds needed for a 95% interval of half-width `target_half_width` on the ratio scale,
+    scaling this estimate's interval by 1/sqrt(n) (log scale). None without an interval."""
+    if estimate.pairs < 2 or estimate.hi <= estimate.lo:
+        return None
+    half_log = (math.log(estimate.hi) - math.log(estimate.lo)) / 2
+    want_log = math.log1p(target_half_width)  # a ratio near 1 +- w
+    return max(2, math.ceil(estimate.pairs * (half_log / want_log) ** 2))

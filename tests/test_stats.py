@@ -1,0 +1,58 @@
+"""The comparison's statistics on synthetic curves and times with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rapidbench.stats import (Estimate, RunTime, crossing_time, halves, mean_difference, run_time,
+                              seeds_for_half_width, time_ratio)
+
+
+def test_crossing_time_and_censoring():
+    t, acc = np.array([0.0, 10, 20]), np.array([0.2, 0.4, 0.8])
+    assert crossing_time(t, acc, 0.6) == pytest.approx(15.0)
+    assert crossing_time(t, acc, 0.9) is None
+    assert run_time(t, acc, 0.6, 30.0) == RunTime(15.0, False)
+    assert run_time(t, acc, 0.9, 30.0) == RunTime(30.0, True)  # never reached: its whole training time, flagged
+    assert run_time(t, acc, 0.1, 30.0) == RunTime(1.0, False)  # there from the start: one second, not zero
+
+
+def test_time_ratio_is_a_paired_geometric_mean():
+    base = [RunTime(100.0, False), RunTime(50.0, False)]
+    same = time_ratio([RunTime(80.0, False), RunTime(40.0, False)], base)  # 0.8 on both seeds
+    assert same.value == pytest.approx(0.8) and same.lo == pytest.approx(0.8) and same.hi == pytest.approx(0.8)
+    mixed = time_ratio([RunTime(50.0, False), RunTime(100.0, False)], base)  # 0.5 and 2.0
+    assert mixed.value == pytest.approx(1.0) and (mixed.lo, mixed.hi) == (pytest.approx(0.5), pytest.approx(2.0))
+    one = time_ratio([RunTime(50.0, False)], base[:1])
+    assert one.pairs == 1 and one.fmt() == "0.50 (1 pair: no interval)"
+
+
+def test_bootstrap_interval_covers_a_known_ratio_and_shrinks_with_seeds():
+    rng = np.random.default_rng(7)
+
+    def sample(n):  # true ratio 0.8, per-seed log-normal noise on both sides (sd 0.2)
+        b = 100 * np.exp(rng.normal(0, 0.2, n))
+        s = 80 * np.exp(rng.normal(0, 0.2, n))
+        return [RunTime(x, False) for x in s], [RunTime(x, False) for x in b]
+
+    small, large = time_ratio(*sample(8)), time_ratio(*sample(200))
+    assert large.lo < 0.8 < large.hi and large.hi - large.lo < small.hi - small.lo
+    # the half-width of the log interval is about 1.96 * sd(log ratio) / sqrt(n) = 1.96 * 0.283 / sqrt(200)
+    assert (math.log(large.hi) - math.log(large.lo)) / 2 == pytest.approx(1.96 * 0.2 * math.sqrt(2 / 200), rel=0.2)
+
+
+def test_mean_difference_and_halves():
+    d = mean_difference([0.6, 0.55], [0.5, 0.5])
+    assert d.value == pytest.approx(0.075) and (d.lo, d.hi) == (pytest.approx(0.05), pytest.approx(0.1))
+    assert halves([1, 2, 3, 4, 5]) == ([1, 2], [3, 4])
+    assert d.fmt(3, signed=True) == "+0.075 [+0.050, +0.100]"
+
+
+def test_seeds_needed_for_a_half_width():
+    # a 95% interval [0.8, 1.25] from 4 pairs is +-0.223 in log; +-0.15 on the ratio scale is log(1.15) = 0.140
+    need = seeds_for_half_width(Estimate(1.0, 0.8, 1.25, 4), 0.15)
+    assert need == math.ceil(4 * (math.log(1.25 / 0.8) / 2 / math.log(1.15)) ** 2)
+    assert seeds_for_half_width(Estimate(1.0, 1.0, 1.0, 1), 0.15) is None
