@@ -79,9 +79,19 @@ class Checkpoints:
         return None
 
     def load(self, trainer) -> tuple[str, dict[str, Any]] | None:
-        """Load the newest usable checkpoint; None when there is none."""
-        for tag in self.complete_tags():
-            problem = self.verify(tag)
+        """Load the newest usable checkpoint; None when there is none.
+
+        Rank 0 chooses (its manifests decide) and every rank loads the same tag, after every rank
+        has found that tag's directory: ranks never load different checkpoints, and without a
+        shared file system a node missing its shards makes all ranks try the previous one."""
+        for tag in self._agreed_candidates():
+            problem = self.verify(tag) if self.rank == 0 else None
+            here = (self.root / tag).is_dir()
+            if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+                from rapidbench.distributed import all_reduce_sum
+
+                missing = all_reduce_sum([0.0 if (here and problem is None) else 1.0])[0]
+                problem = problem or (f"missing on {int(missing)} rank(s)" if missing else None)
             if problem is None:
                 try:
                     return tag, trainer.load(str(self.root), tag)
@@ -90,3 +100,10 @@ class Checkpoints:
             print(f"[rapidbench] checkpoint {tag} is unusable ({problem}); trying the previous one",
                   file=sys.stderr, flush=True)
         return None
+
+    def _agreed_candidates(self) -> list[str]:
+        """Rank 0's complete tags, newest first, on every rank."""
+        tags = [self.complete_tags() if self.rank == 0 else []]
+        if torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1:
+            torch.distributed.broadcast_object_list(tags, src=0)
+        return tags[0]

@@ -138,7 +138,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     root = Path(args.output or f"results/runs/{args.task}/{hardware_tag()}")
     return compare(args.task, settings, seeds, args.time_budget, root, preset=args.preset,
                    eval_every=args.eval_every, overrides=args.overrides, dry_run=args.dry_run,
-                   keep_checkpoints=args.keep_checkpoints, launcher=args.launcher)
+                   keep_checkpoints=args.keep_checkpoints, launcher=args.launcher, target=args.target)
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -187,7 +187,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
     cp.add_argument("--first-seed", type=int, default=0)
     cp.add_argument("--time-budget", type=float, required=True, help="seconds of training wall-clock per run")
-    cp.add_argument("--eval-every", type=float, default=None, help="evaluate every S training seconds (default budget/3)")
+    cp.add_argument("--eval-every", type=float, default=None, help="evaluate every S training seconds (default budget/8)")
+    cp.add_argument("--target", type=float, default=None,
+                    help="pass@1 the report races to, fixed before the runs (recorded as eval.target in every run)")
     cp.add_argument("--preset", default=None,
                     help="preset per run, {algo} filled in (default '{algo}-cpu', used where it exists; '' for none)")
     cp.add_argument("--launcher", default="", help="run each through this launcher and launchers/run.py, "

@@ -77,12 +77,13 @@ class TrainConfig:
 class EvalConfig:
     every_steps: int = 8  # 0 = only at start and end
     every_seconds: float = 0.0  # training wall-clock seconds; 0 = off
-    num_problems: int = 64
-    n_samples: int = 4  # > 1 enables pass@k
-    k: list[int] = field(default_factory=lambda: [1, 4])
+    num_problems: int = 200
+    n_samples: int = 2  # > 1 enables pass@k
+    k: list[int] = field(default_factory=lambda: [1, 2])
     temperature: float = 0.7  # sampled accuracy, as in training; 0 = greedy
     max_new_tokens: int = 0  # 0 = same as generation
     at_start: bool = True
+    target: float = 0.0  # pass@1 a comparison races to, fixed before the runs and recorded (0 = none)
 
 
 @dataclass
@@ -98,6 +99,7 @@ class Config:
     output: str = ""  # "" = runs/<algo>-<task>-<time>
     resume: str = ""
     preset: str = ""
+    label: str = ""  # this run's setting in a comparison, e.g. "rapid (A=2)" (set by `rapidbench compare`)
     progress: bool = True
     loggers: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)  # optional mirrors of the JSONL
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -295,7 +297,39 @@ def resolve(
     task_cls = TASKS.get(cfg.task)
     cfg.algo_args = build(algo_cls.Options, algo_raw, "algo_args")
     cfg.task_args = build(task_cls.Options, task_raw, "task_args")
+    check_ranges(cfg)
     return cfg
+
+
+def check_ranges(cfg: Config) -> None:
+    """Values a type admits but a run cannot use: one line naming the key, before anything starts."""
+    def need(ok: bool, key: str, what: str, got: Any) -> None:
+        if not ok:
+            raise ConfigError(f"{key} must be {what}, got {got!r}")
+
+    g, t, e, sa = cfg.generation, cfg.train, cfg.eval, cfg.sampler_args
+    need(cfg.max_steps >= 0, "max_steps", ">= 0 (0 = no limit)", cfg.max_steps)
+    need(cfg.time_budget >= 0, "time_budget", ">= 0 seconds (0 = no limit)", cfg.time_budget)
+    need(g.max_new_tokens >= 1, "generation.max_new_tokens", ">= 1", g.max_new_tokens)
+    need(g.temperature > 0, "generation.temperature", "> 0 for training (sampled rollouts)", g.temperature)
+    need(0 < g.top_p <= 1, "generation.top_p", "in (0, 1]", g.top_p)
+    need(t.lr > 0, "train.lr", "> 0", t.lr)
+    need(t.micro_batch_size >= 1, "train.micro_batch_size", ">= 1", t.micro_batch_size)
+    need(t.zero_stage in (0, 1, 2, 3), "train.zero_stage", "one of 0, 1, 2, 3", t.zero_stage)
+    need(t.grad_clip >= 0, "train.grad_clip", ">= 0 (0 = off)", t.grad_clip)
+    need(t.warmup_steps >= 0 and t.checkpoint_every >= 0 and t.keep_checkpoints >= 1,
+         "train.warmup_steps / checkpoint_every / keep_checkpoints", ">= 0 / >= 0 / >= 1",
+         (t.warmup_steps, t.checkpoint_every, t.keep_checkpoints))
+    need(e.num_problems >= 1, "eval.num_problems", ">= 1", e.num_problems)
+    need(e.n_samples >= 1, "eval.n_samples", ">= 1", e.n_samples)
+    need(all(1 <= k <= e.n_samples for k in e.k), "eval.k", f"values in 1..eval.n_samples ({e.n_samples}): pass@k needs "
+         "k samples per problem (raise eval.n_samples or drop the k)", e.k)
+    need(e.temperature >= 0, "eval.temperature", ">= 0 (0 = greedy)", e.temperature)
+    need(e.every_steps >= 0 and e.every_seconds >= 0, "eval.every_steps / every_seconds", ">= 0 (0 = off)",
+         (e.every_steps, e.every_seconds))
+    need(0 <= e.target <= 1, "eval.target", "a pass@1 in [0, 1] (0 = none)", e.target)
+    need(sa.kv_cache_gib > 0 and 0 < sa.gpu_memory_utilization <= 1, "sampler_args.kv_cache_gib / gpu_memory_utilization",
+         "> 0 / in (0, 1]", (sa.kv_cache_gib, sa.gpu_memory_utilization))
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,8 @@ import torch
 
 def setup_distributed() -> None:
     """Join the process group the launcher (deepspeed / torchrun) set up, or make a 1-process one."""
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")  # said, so DeepSpeed does not warn that it guessed
     import deepspeed
 
     for key, val in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import sys
 import time
@@ -110,16 +111,25 @@ def machine_info() -> dict[str, Any]:
 
     if torch.cuda.is_available():  # only on GPU machines, so CPU records stay as they were
         info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        world, local = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_WORLD_SIZE", 0) or 0)
+        info["ranks"] = world  # processes (GPUs) of the run, across nodes
+        info["nodes"] = max(1, world // local) if local else 1
     return info
 
 
 def hardware_tag(machine: dict[str, Any] | None = None) -> str:
     """A short name for the class of machine a run's times belong to, e.g. `amd-avx2-2c`,
-    `intel-avx512bf16-2c`, `cuda-4gpu`: wall-clock curves are only comparable within one tag, so
-    results live under results/runs/<task>/<tag>/ and the report keeps tags apart."""
+    `intel-avx512bf16-2c`, `cuda-h100-4gpu`, `cuda-a100-16gpu-2node`: wall-clock curves are only
+    comparable within one tag, so results live under results/runs/<task>/<tag>/ and the report
+    keeps tags apart."""
     m = machine_info() if machine is None else machine
     if m.get("gpus"):
-        return f"cuda-{len(m['gpus'])}gpu"
+        names = m["gpus"]
+        model = re.search(r"\b([A-Z]+\d+[A-Z]*|\d{4})\b", names[0].replace("NVIDIA", "")) if names else None
+        kind = model.group(1).lower() if model else "gpu"
+        n = m.get("ranks") or len(names)
+        nodes = m.get("nodes", 1)
+        return f"cuda-{kind}-{n}gpu" + (f"-{nodes}node" if nodes > 1 else "")
     cpu = str(m.get("cpu", "")).lower()
     vendor = "intel" if "intel" in cpu else "amd" if "amd" in cpu else "cpu"
     # the ISA decides the dtype (`auto`: bf16 only with AVX512-BF16/AMX) and most of the speed
@@ -243,6 +253,18 @@ class Progress:
         if self.enabled and self.tty:
             sys.stderr.write("\n")
         self.line(text, final=True)
+
+    def warn(self, text: str) -> None:
+        """A warning reaches the terminal (rank 0) even with progress off, and the log."""
+        if self.enabled:
+            self.message(text)
+            return
+        if self.log:
+            self.log.write(time.strftime("%H:%M:%S ") + text + "\n")
+            self.log.flush()
+        if self.rank == 0:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
 
     def close(self) -> None:
         if self.enabled and self.tty:

@@ -129,7 +129,23 @@ def resolve_model(name: str) -> str:
         if not (Path(name) / "config.json").is_file():
             raise RegistryError(f"model directory {name} has no config.json")
         return str(Path(name).resolve())
-    if "/" in name and not name.startswith(("/", ".")):
-        return name  # a hub id; transformers/vLLM fetch it where a hub is reachable
     choices = ", ".join(MODELS.names())
+    if "/" in name and not name.startswith(("/", ".")):
+        # A hub id: transformers/vLLM fetch it later; its config now, so an unreachable hub is one line
+        # before any engine is built (a cached model loads offline).
+        import logging
+
+        logging.disable(logging.WARNING)  # the hub client's retry warnings would bury our one line
+        try:
+            from transformers import AutoConfig
+
+            AutoConfig.from_pretrained(name)
+        except (OSError, ValueError) as e:
+            why = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            raise RegistryError(f"model '{name}' is not a local directory and could not be loaded from the hub ({why}); "
+                                f"download it where a hub is reachable and pass its directory, or use a registered "
+                                f"model: {choices}") from None
+        finally:
+            logging.disable(logging.NOTSET)
+        return name
     raise RegistryError(f"unknown model '{name}'; registered models: {choices} (or a local HF dir, or a hub id org/name)")

@@ -85,8 +85,10 @@ class Run:
         self.files = RunFiles(Path(cfg.output), self.rank)
         self.ckpts = Checkpoints(self.files.root / "checkpoints", self.rank, keep=cfg.train.keep_checkpoints)
         self.progress = Progress(self.files.log, cfg.progress, self.rank)
-        try:  # option values a plugin rejects (a bad arith level, G < 1, ...) are config errors
+        try:  # option values a plugin rejects (a bad arith level, G < 1, no train split...) are config errors
             self.task = TASKS.get(cfg.task)(cfg.task_args, seed=cfg.seed)
+            self.train_problems = self.task.train_problems()  # before any engine is built
+            self.test_problems = self.task.test_problems()[: cfg.eval.num_problems]
             self.algo = ALGORITHMS.get(cfg.algo)(cfg.algo_args)
             if self.world > 1:
                 self.algo.reduce_sum = distributed.all_reduce_tensor_sum  # batch-wide statistics span ranks
@@ -94,7 +96,7 @@ class Run:
         except ConfigError:
             raise
         except ValueError as e:
-            raise ConfigError(str(e)) from e
+            raise ConfigError(str(e)) from e  # plugins' messages name themselves ("arith: unknown level ...")
         self.model_path = resolve_model(cfg.model)
         self.gen_params = SamplingParams(
             cfg.generation.max_new_tokens, cfg.generation.temperature, cfg.generation.top_p, cfg.generation.top_k
@@ -108,8 +110,6 @@ class Run:
         self.sampler = SAMPLERS.get(cfg.sampler)(self.model_path, cfg.sampler_args, seed=cfg.seed + self.rank)
         self.setup_rss_mib = peak_rss_mib()  # engines built, before any batch (Adam's state comes lazily)
         self.tok = self.sampler.tokenizer
-        self.train_problems = self.task.train_problems()
-        self.test_problems = self.task.test_problems()[: cfg.eval.num_problems]
         self._prompt_cache: dict[str, list[int]] = {}
         self._last_acc: float | None = None  # latest held-out pass@1, for the progress line
 
@@ -140,11 +140,18 @@ class Run:
         n = ev.n_samples
         with clock.phase("eval"):
             t0 = time.perf_counter()
-            comps = self.sampler.generate([self.prompt_ids(p) for p in mine], n, params, seed=10_007 + step)
-            grades = self.task.grade_many([mine[c.prompt_index] for c in comps], [c.text for c in comps])
             correct = [0] * len(mine)
-            for c, g in zip(comps, grades):
-                correct[c.prompt_index] += int(g.passed)
+            # In pieces, so the progress line moves during an evaluation that takes minutes (GPU presets);
+            # at most 8, of >= 64 prompts each, so the sampler's batches stay large.
+            piece = -(-len(mine) // min(8, max(1, len(mine) // 64)))
+            for start in range(0, len(mine), piece):
+                part = mine[start : start + piece]
+                self.progress.line(f"step {step} | eval {start}/{len(mine)} problems x {n} | {time.perf_counter() - t0:.0f}s")
+                comps = self.sampler.generate([self.prompt_ids(p) for p in part], n, params,
+                                              seed=10_007 + step + 7919 * start)
+                grades = self.task.grade_many([part[c.prompt_index] for c in comps], [c.text for c in comps])
+                for c, g in zip(comps, grades):
+                    correct[start + c.prompt_index] += int(g.passed)
             ks = sorted({k for k in ev.k if k <= n} | {1})
             local = [sum(pass_at_k(n, c, k) for c in correct) for k in ks] + [float(len(mine))]
             sums = all_reduce_mean(local)  # mean of sums; the ratio is what we want
@@ -185,6 +192,7 @@ class Run:
         cfg = self.cfg
         resuming = bool(cfg.resume)
         state = self.restore() if resuming else LoopState()
+        _test_start_skew(self.rank)
         clock = Clock(offset=state.wall_s, off_clock_offset=state.off_clock_s)
         stream = ProblemStream(len(self.train_problems), cfg.seed, **state.stream)
         gen = torch.Generator()
@@ -229,7 +237,9 @@ class Run:
                     self._check_canary(canary)
                 state.step += 1
                 last = j == len(batches) - 1
-                out_of_time = bool(cfg.time_budget) and clock.training_s() >= cfg.time_budget
+                # Clocks differ between ranks (engines start at different times): rank 0 decides for all,
+                # or one rank would stop while another enters the next step's collectives.
+                out_of_time = self._agree(bool(cfg.time_budget) and clock.training_s() >= cfg.time_budget)
                 stop = (bool(cfg.max_steps) and state.step >= cfg.max_steps) or out_of_time
                 sync_s = 0.0
                 if last or stop:
@@ -256,7 +266,7 @@ class Run:
             state.generation += 1
             state.wall_s, state.off_clock_s, state.stream = clock.training_s(), clock.off_clock, stream.state()
             # ---- evaluation and checkpoint, off the training clock -------------------------------
-            due_time = cfg.eval.every_seconds and clock.training_s() - last_eval_wall >= cfg.eval.every_seconds
+            due_time = self._agree(bool(cfg.eval.every_seconds) and clock.training_s() - last_eval_wall >= cfg.eval.every_seconds)
             if stop or crossed(step_before, state.step, cfg.eval.every_steps) or due_time:
                 last_eval = self.evaluate(state.step, clock)
                 last_eval_wall = clock.training_s()
@@ -312,10 +322,16 @@ class Run:
         both_fp32 = self.trainer.dtype == torch.float32 and getattr(self.sampler, "dtype", None) == torch.float32
         return "sampler" if both_fp32 else "trainer"
 
+    def _agree(self, mine: bool) -> bool:
+        """Rank 0's answer, on every rank (a decision taken once and shared)."""
+        if self.world == 1:
+            return mine
+        return distributed.all_reduce_sum([float(mine) if self.rank == 0 else 0.0])[0] > 0.5
+
     def _check_canary(self, canary: float) -> None:
         tol = self.cfg.sampler_args.staleness_tolerance
         if abs(canary - 1) > tol:
-            self.progress.message(f"[rapidbench] WARNING: staleness canary {canary:.4f} (mean pi_trainer/pi_sampler on "
+            self.progress.warn(f"[rapidbench] WARNING: staleness canary {canary:.4f} (mean pi_trainer/pi_sampler on "
                                   f"the first step after a sync) is off 1 by more than {tol}: sampler weights may be "
                                   "stale or log-probs inconsistent")
 
@@ -353,6 +369,9 @@ class Run:
             "reward_first": metrics[0]["reward_mean"] if metrics else None,
             "reward_last": metrics[-1]["reward_mean"] if metrics else None,
             "world_size": self.world, "sampler": self.sampler.name,
+            "dtype": {"trainer": str(self.trainer.dtype).replace("torch.", ""),
+                      "sampler": str(getattr(self.sampler, "dtype", "?")).replace("torch.", ""),
+                      "old_logprobs": self.old_logprob_source()},
             "peak_rss_mib": peak_rss_mib(), "setup_peak_rss_mib": self.setup_rss_mib, "machine": machine_info(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
@@ -363,6 +382,16 @@ class Run:
         self.external.close()
         self.sampler.close()
         return summary
+
+
+def _test_start_skew(rank: int) -> None:
+    """Test hook: RAPIDBENCH_TEST_START_SKEW="RANK:SECONDS" starts that rank's training clock late, as
+    a slower engine start-up would (tests/test_multiprocess.py)."""
+    import os
+
+    spec = os.environ.get("RAPIDBENCH_TEST_START_SKEW", "")
+    if spec and int(spec.split(":")[0]) == rank:
+        time.sleep(float(spec.split(":")[1]))
 
 
 def _rng_state() -> dict[str, Any]:

@@ -73,3 +73,24 @@ def test_saved_config_round_trips(tmp_path):
     cfg.save(tmp_path / "config.json")
     again = resolve(base=json.loads((tmp_path / "config.json").read_text()))
     assert again == cfg
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.zero_stage=4", "train.zero_stage"), ("time_budget=-5", "time_budget"), ("eval.n_samples=0", "eval.n_samples"),
+    ("eval.k=[1,8]", "eval.k"), ("train.lr=0", "train.lr"), ("generation.temperature=0", "generation.temperature"),
+    ("eval.target=1.5", "eval.target"), ("train.micro_batch_size=0", "train.micro_batch_size"),
+])
+def test_values_out_of_range_are_one_line_errors(override, key):
+    with pytest.raises(ConfigError) as e:
+        resolve(overrides=[override])
+    assert str(e.value).startswith(key) and "\n" not in str(e.value)
+
+
+def test_training_on_a_task_without_a_train_split_fails_before_any_engine(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "rapidbench", "run", "--task", "humaneval", "--model", "tiny-random",
+                        "--max-steps", "1", "--output", str(tmp_path / "r")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("rapidbench: error: humaneval has only a test split")
+    assert "Traceback" not in r.stderr

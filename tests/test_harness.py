@@ -89,6 +89,18 @@ def test_hardware_tag_names_the_machine_class():
     assert hardware_tag({**amd, "cpu": "Intel(R) Xeon(R) Processor", "avx512": True, "avx512_bf16": True}) == \
         "intel-avx512bf16-2c"
     assert hardware_tag({**amd, "cpu": "Intel Xeon", "avx512": True, "cores": 16}) == "intel-avx512-16c"
-    assert hardware_tag({**amd, "gpus": ["NVIDIA A100"] * 4}) == "cuda-4gpu"
-    # this machine's tag is the one its own description gives (compare and report agree)
-    assert hardware_tag() == hardware_tag(machine_info())
+    assert hardware_tag({**amd, "gpus": ["NVIDIA A100-SXM4-80GB"] * 4}) == "cuda-a100-4gpu"
+    assert hardware_tag({**amd, "gpus": ["NVIDIA H100 80GB HBM3"] * 8, "ranks": 16, "nodes": 2}) == "cuda-h100-16gpu-2node"
+    assert hardware_tag({**amd, "gpus": ["NVIDIA GeForce RTX 4090"]}) == "cuda-4090-1gpu"
+    # this machine's tag, checked against /proc/cpuinfo read here, not through machine_info()
+    info = open("/proc/cpuinfo").read()
+    flags = set(next(ln for ln in info.splitlines() if ln.startswith("flags")).split(":")[1].split())
+    vendor = "intel" if "GenuineIntel" in info else "amd" if "AuthenticAMD" in info else "cpu"
+    isa = "avx512bf16" if "avx512_bf16" in flags else "avx512" if "avx512f" in flags else "avx2"
+    import os
+
+    import torch
+
+    if not torch.cuda.is_available():
+        assert hardware_tag() == f"{vendor}-{isa}-{os.cpu_count()}c"
+    assert machine_info()["cores"] == os.cpu_count()
