@@ -367,17 +367,19 @@ def test_reward_hack_never_passes(sandbox, name):
 
 SEE_PROBE = textwrap.dedent("""
     import os
-    words = ('mbpp', 'gsm8k', 'math500', 'rapidbench', 'human_eval', 'humaneval')
-    for r, ds, fs in os.walk('/'):
-        ds[:] = [d for d in ds if d not in ('proc', 'sys', 'dev')]
-        for x in ds + fs:
-            p = os.path.join(r, x)
-            if any(w in x.lower() for w in words) or x == '.venv' or p.startswith(('/work', '/root/.', '/home/')):
-                print('FOUND', p)
     print('ROOTS', [sorted(os.listdir('/')), sorted(os.listdir('/etc'))])
     print('PIDS', sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))
     print('UID', os.getuid())
     print('HIDDEN', os.listdir('/usr/lib/python3/dist-packages') if os.path.isdir('/usr/lib/python3/dist-packages') else [])
+    words = ('mbpp', 'gsm8k', 'math500', 'rapidbench', 'human_eval', 'humaneval')
+    found = 0
+    for r, ds, fs in os.walk('/'):
+        ds[:] = [d for d in ds if d not in ('proc', 'sys', 'dev')]
+        for x in ds + fs:
+            p = os.path.join(r, x)
+            if (any(w in x.lower() for w in words) or x == '.venv' or p.startswith(('/work', '/root/.', '/home/'))) and found < 50:
+                found += 1
+                print('FOUND', p)
     import math
     def add(a, b):
         return a + b
@@ -506,6 +508,14 @@ def test_two_graders_on_one_host_do_not_interfere(sandbox):
         assert all(v.status != "pass" for v in mine[:-1])
     statuses = json.loads(other.stdout.read())
     assert statuses == ["pass", "fail"] * 6
+
+
+def test_what_a_program_prints_reaches_the_verdict(sandbox):
+    """Buffered prints are flushed before each answer: the grader ends the process once the verdict
+    is in, so output left for the interpreter's exit (here delayed by an atexit sleep) was a race."""
+    code = "import atexit, math, time\natexit.register(time.sleep, 30)\nprint('loaded')\ndef add(a, b):\n    return a + b\n"
+    v = sandbox.run(Job(code, TESTS))
+    assert v.status == "pass" and "loaded" in v.stdout, (v.detail, v.stdout)
 
 
 def test_correct_programs_pass(sandbox):

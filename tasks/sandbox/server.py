@@ -44,6 +44,13 @@ def _serve():
         return len(handles)
 
     def send(data):
+        # What the program printed reaches the grader before its answer does: the grader ends the
+        # process once the verdict is in, and a buffered print would be lost to that race.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
         while data:
             data = data[os.write(resp_fd, data):]
 
