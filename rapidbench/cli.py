@@ -170,6 +170,32 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from rapidbench.costmodel import Calibration, Setting, best_A, share, speedup, step_parts
+    from rapidbench.harness import hardware_tag
+
+    path = Path(args.calibration or f"results/bench/{hardware_tag()}/cost_model.json")
+    if not path.is_file():
+        raise UsageError(f"no calibration at {path}: run `python benchmarks/cost_model.py` on this machine first "
+                         "(a few minutes), or pass --calibration FILE")
+    cal = Calibration.load(path)
+    rows = []
+    for a in args.A:
+        s = Setting(a, args.B, args.G, args.prompt_tokens, args.completion_tokens, not args.sampler_old_logprobs)
+        parts = step_parts(cal, s)
+        rows.append([a, f"{sum(parts.values()):.2f}", *(f"{parts[k]:.2f}" for k in ("gen_s", "grade_s", "sync_s", "pass_s", "train_s")),
+                     f"{speedup(cal, s):.2f}x"])
+    from tabulate import tabulate
+
+    base = Setting(1, args.B, args.G, args.prompt_tokens, args.completion_tokens, not args.sampler_old_logprobs)
+    print(f"calibration {path} ({cal.machine}); B={args.B} G={args.G} P={args.prompt_tokens:g} L={args.completion_tokens:g}")
+    print(tabulate(rows, headers=["A", "s / step", "generation", "grading", "sync", "pi_old pass", "training",
+                                  "speed-up vs A=1"], tablefmt="github"))
+    print(f"per-generation share of an on-policy step (RAPID's ceiling): {100 * share(cal, base):.0f}%; "
+          f"fewest seconds per step at A={best_A(cal, base)} (per-step cost only: off-policy steps may teach less)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rapidbench", description="RL for small language models: RAPID vs GRPO/PPO/PG/DAPO, accuracy vs wall-clock.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -209,6 +235,17 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--subject", default="rapid", help="the algorithm under test; every other one is a baseline")
     rep.add_argument("--no-write", action="store_true", help="print the tables only; write no file")
     rep.set_defaults(func=cmd_report)
+    pr = sub.add_parser("predict", help="seconds per step for RAPID's A (and GRPO's A=1) from a calibration",
+                        description="Predict seconds per optimizer step, by phase, from this machine's calibration "
+                                    "(benchmarks/cost_model.py).")
+    pr.add_argument("--calibration", default=None, help="cost_model.json (default results/bench/<this machine>/)")
+    pr.add_argument("--A", type=int, nargs="+", default=[1, 2, 4, 8, 16], help="steps per generation to compare")
+    pr.add_argument("--B", type=int, default=4, help="prompts per step")
+    pr.add_argument("--G", type=int, default=4, help="completions per prompt")
+    pr.add_argument("--prompt-tokens", type=float, default=45.0)
+    pr.add_argument("--completion-tokens", type=float, default=20.0, help="mean completion length")
+    pr.add_argument("--sampler-old-logprobs", action="store_true", help="pi_old from the sampler (fp32): no pass")
+    pr.set_defaults(func=cmd_predict)
     gr = sub.add_parser("grade", help="grade one completion for one problem; prints one JSON line")
     gr.add_argument("--task", required=True)
     gr.add_argument("--id", required=True, help="native problem id (gsm8k: test-0, train-12; arith: test-3)")

@@ -56,7 +56,8 @@ class ArithOptions(TaskOptions):
     train_size: int = 2000
     test_size: int = 200
     test_fraction: float = 0.3  # share of (a, op, b) triples held out for testing
-    suffix: str = " Reply with the number only."
+    ops: list[str] = field(default_factory=lambda: ["+", "-", "*"])  # keep only these operations of the levels
+    suffix: str = " Reply with the number only."  # the long-completion presets ask for the working instead
 
 
 def _is_test_triple(a: int, op: str, b: int, fraction: float) -> bool:
@@ -76,6 +77,8 @@ class Arith(Task):
         bad = [lv for lv in options.levels if lv not in _LEVELS]
         if bad or not options.levels:
             raise ValueError(f"arith: unknown level {bad or '[]'}; valid levels: {sorted(_LEVELS)}")
+        if not [k for lv in options.levels for k in _LEVELS[lv] if k[0] in options.ops]:
+            raise ValueError(f"arith: levels {options.levels} have no operation among ops {options.ops}")
         # The data seed is fixed, not the run seed: every run and algorithm sees the same problems.
         self._train = self._generate("train", options.train_size, data_seed=1234)
         self._test = self._generate("test", options.test_size, data_seed=4321)
@@ -84,7 +87,7 @@ class Arith(Task):
         rng = random.Random(data_seed)
         out: list[Problem] = []
         want_test = split == "test"
-        kinds = [k for lv in self.options.levels for k in _LEVELS[lv]]
+        kinds = [k for lv in self.options.levels for k in _LEVELS[lv] if k[0] in self.options.ops]
         while len(out) < n:
             op, digits = rng.choice(kinds)
             lo, hi = (1, 9) if digits == 1 else (10, 99)

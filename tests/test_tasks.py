@@ -29,6 +29,16 @@ def test_arith_is_seeded_and_held_out():
     assert a.grade(p, "no idea").status == "no_answer"
 
 
+def test_arith_ops_keep_only_the_named_operations():
+    from rapidbench.config import build
+
+    cls = TASKS.get("arith")
+    t = cls(build(cls.Options, {"ops": ["+"], "levels": [1]}, "task_args"))
+    assert {p.meta["op"] for p in t.train_problems() + t.test_problems()} == {"+"}
+    with pytest.raises(ValueError, match="no operation among ops"):
+        cls(build(cls.Options, {"ops": ["%"]}, "task_args"))
+
+
 def test_gsm8k_sizes_and_every_gold_answer_grades_one():
     t = make("gsm8k")
     train, test = t.train_problems(), t.test_problems()
