@@ -92,13 +92,12 @@ def smollm2_135m() -> Path:
 @register_model("tiny-random")
 def tiny_random() -> Path:
     """A 2-layer randomly initialised Llama with SmolLM2's tokenizer (tests; learns nothing useful)."""
-    base = smollm2_135m()
 
-    def fill(tmp: Path) -> None:
+    def fill(tmp: Path) -> None:  # the base only for its tokenizer, and only when not yet made
         import torch
         from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-        tok = AutoTokenizer.from_pretrained(base)
+        tok = AutoTokenizer.from_pretrained(smollm2_135m())
         config = LlamaConfig(
             vocab_size=len(tok),
             hidden_size=128,  # head_dim 64: a size every vLLM attention backend supports
