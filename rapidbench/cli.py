@@ -71,7 +71,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ExternalLog.check(cfg.loggers)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    from rapidbench.distributed import setup_distributed
+    from rapidbench.distributed import setup_distributed, teardown_distributed
 
     setup_distributed()
     import torch.distributed as dist
@@ -88,6 +88,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     rank = dist.get_rank()  # asked now: the in-process vLLM engine tears the group down when it closes
     summary = run(cfg)
+    teardown_distributed()
     if rank == 0:
         print(json.dumps({k: summary[k] for k in ("algo", "task", "steps", "train_wall_s", "final_eval")}))
     return 0

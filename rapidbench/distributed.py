@@ -34,6 +34,15 @@ def setup_distributed() -> None:
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
 
 
+def teardown_distributed() -> None:
+    """Leave the group together: ranks meet, then destroy it. A rank that exits while a peer is still
+    inside gloo or NCCL can abort at exit ("terminate called without an active exception")."""
+    if torch.distributed.is_initialized():
+        if torch.distributed.get_world_size() > 1:
+            torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
 def world_size() -> int:
     return torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
 

@@ -54,6 +54,7 @@ SCRIPT = textwrap.dedent("""
         out[name] = {"grads": grads, "stats": [{k: s[k] for k in ("loss", "grad_norm")} for s in stats]}
     if r == 0:
         torch.save(out, sys.argv[2])
+    distributed.teardown_distributed()
 """)
 
 
