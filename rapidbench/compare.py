@@ -5,18 +5,21 @@ and memory are gone before the next starts, and a crash loses only that run. Re-
 command continues: finished runs (summary.json) are skipped, interrupted ones resumed from their
 last checkpoint. A finished run's checkpoints are deleted unless --keep-checkpoints.
 
-Order: seed by seed, and within a seed the settings rotated by one place per seed, so the machine's
-drift over a sweep falls on every setting alike (no setting is always first); the order is recorded
-in compare.json. `--target` fixes the accuracy the report races to before any run starts: it is
+Order: seed by seed, and within a seed the settings in an order shuffled per seed (seeded by it),
+so the machine's drift over a sweep falls on every setting alike: no setting is always first, or
+always after the same one; the order is recorded in compare.json. `--target` fixes the accuracy the report races to before any run starts: it is
 recorded in every run's config (`eval.target`) and in compare.json.
 
 An algorithm setting is a registered name with optional algo_args, e.g. `rapid:steps_per_generation=8`
-(directory `rapid-steps_per_generation8`, label "rapid (A=8)").
+(directory `rapid-steps_per_generation8`, label "rapid (A=8)"). `grpo:replica=1` is the A/A null's
+other half: GRPO again under other seeds (seed + 10000), in the same shuffled order as the rest, paired
+by the report with GRPO's run of the same base seed (config `pair_seed`, `replica_of`).
 """
 
 from __future__ import annotations
 
 import json
+import random
 import shlex
 import shutil
 import statistics
@@ -34,23 +37,35 @@ class CompareError(ValueError):
     pass
 
 
+REPLICA_SEED_OFFSET = 10_000
+
+
 @dataclass(frozen=True)
 class Setting:
     algo: str
     args: tuple[tuple[str, str], ...] = ()
+    replica: int = 0  # > 0: the same setting again under seed + replica * REPLICA_SEED_OFFSET
 
     @property
     def dirname(self) -> str:
-        return "-".join([self.algo, *(f"{k}{v}" for k, v in self.args)])
+        return "-".join([self.algo, *(f"{k}{v}" for k, v in self.args), *([f"replica{self.replica}"] if self.replica else [])])
 
     @property
-    def label(self) -> str:
+    def base_label(self) -> str:
         """How tables name it: "grpo (A=4, std=false)"."""
         short = {"steps_per_generation": "A", "scale_rewards": "std"}
         return f"{self.algo} ({', '.join(f'{short.get(k, k)}={v}' for k, v in self.args)})" if self.args else self.algo
 
-    def overrides(self) -> list[str]:
-        return [f"algo_args.{k}={v}" for k, v in self.args] + [f"label={self.label}"]
+    @property
+    def label(self) -> str:
+        return f"{self.base_label} [replica {self.replica}]" if self.replica else self.base_label
+
+    def run_seed(self, seed: int) -> int:
+        return seed + self.replica * REPLICA_SEED_OFFSET
+
+    def overrides(self, seed: int) -> list[str]:
+        extra = [f"replica_of={self.base_label}", f"pair_seed={seed}"] if self.replica else []
+        return [f"algo_args.{k}={v}" for k, v in self.args] + [f"label={self.label}", *extra]
 
 
 def parse_settings(spec: str) -> list[Setting]:
@@ -65,19 +80,25 @@ def parse_settings(spec: str) -> list[Setting]:
                 raise CompareError(f"--algos item '{item}': expected NAME:key=value[:key=value], got '{kv}'")
             k, v = kv.split("=", 1)
             args.append((k, v))
-        out.append(Setting(name, tuple(args)))
+        replica = [v for k, v in args if k == "replica"]
+        if replica and not (replica[0].isdigit() and int(replica[0]) > 0):
+            raise CompareError(f"--algos item '{item}': replica is a positive integer, got '{replica[0]}'")
+        out.append(Setting(name, tuple((k, v) for k, v in args if k != "replica"), int(replica[0]) if replica else 0))
     if not out:
         raise CompareError("--algos is empty; give e.g. rapid,grpo,ppo")
     return out
 
 
 def plan(settings: list[Setting], seeds: list[int], root: Path) -> list[tuple[Setting, int, Path]]:
-    """Seed-major, so an interrupted comparison has every setting for its first seeds; within the
-    i-th seed the settings start at the i-th (rotated), so drift does not always hit the same one."""
+    """Seed-major, so an interrupted comparison has every setting for its first seeds; within a
+    seed the settings shuffled by that seed, so drift and carry-over (what the run before left in
+    caches and page cache) do not always hit the same one. Same seeds, same order: a resumed sweep
+    continues the plan it started."""
     out = []
-    for i, seed in enumerate(seeds):
-        k = i % len(settings)
-        out += [(s, seed, root / s.dirname / f"seed{seed}") for s in settings[k:] + settings[:k]]
+    for seed in seeds:
+        order = list(settings)
+        random.Random(seed).shuffle(order)
+        out += [(s, seed, root / s.dirname / f"seed{s.run_seed(seed)}") for s in order]
     return out
 
 
@@ -93,14 +114,14 @@ def run_command(setting: Setting, seed: int, out: Path, task: str, budget: float
     if (out / "config.json").is_file() or (out / "metrics.jsonl").is_file():
         # started before: the saved config is the run's config; continue from its last checkpoint
         return [*head, "--resume", str(out)]
-    cmd = [*head, "--algo", setting.algo, "--task", task, "--seed", str(seed), "--time-budget", str(budget),
-           "--output", str(out)]
+    cmd = [*head, "--algo", setting.algo, "--task", task, "--seed", str(setting.run_seed(seed)), "--time-budget",
+           str(budget), "--output", str(out)]
     # "{algo}-cpu" by default; a preset that does not exist for this algorithm is skipped
     chosen = (DEFAULT_PRESET if preset is None else preset).format(algo=setting.algo)
     if chosen and chosen in preset_names():
         cmd += ["--preset", chosen]
     # Evaluate at the same training-clock times in every run, so curves line up across algorithms.
-    cmd += [f"eval.every_seconds={eval_every}", "eval.every_steps=0", *setting.overrides(), *overrides]
+    cmd += [f"eval.every_seconds={eval_every}", "eval.every_steps=0", *setting.overrides(seed), *overrides]
     if target is not None:
         cmd.append(f"eval.target={target}")
     return cmd
@@ -188,7 +209,7 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
     record = {"task": task, "algos": [s.dirname for s in settings], "seeds": seeds, "time_budget": budget,
               "eval_every_seconds": eval_every, "preset": DEFAULT_PRESET if preset is None else preset,
               "overrides": overrides or [], "launcher": launcher, "target": target,
-              "order": [f"{s.dirname}/seed{seed}" for s, seed, _ in todo]}
+              "order": [f"{s.dirname}/seed{s.run_seed(seed)}" for s, seed, _ in todo]}
     before = _read_record(root)
     if not dry_run and not before:  # the target and the order are on record before the first run
         _write_record(root, {**record, "elapsed_s": 0.0})
@@ -196,7 +217,7 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
     t0 = time.monotonic()
     left = [out for _, _, out in todo if not (out / "summary.json").is_file()]
     for i, (setting, seed, out) in enumerate(todo, 1):
-        head = f"[compare {i}/{len(todo)}] {setting.dirname} seed {seed} -> {out}"
+        head = f"[compare {i}/{len(todo)}] {setting.dirname} seed {setting.run_seed(seed)} -> {out}"
         if (out / "summary.json").is_file():
             print(f"{head}: done before, skipped", file=sys.stderr, flush=True)
             continue
@@ -212,7 +233,7 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
         left.remove(out)
         ran += 1
         if rc != 0:
-            failed.append(f"{setting.dirname}/seed{seed} (exit {rc})")
+            failed.append(f"{setting.dirname}/seed{setting.run_seed(seed)} (exit {rc})")
         elif not keep_checkpoints and (out / "summary.json").is_file():
             # a finished run's curves are its product; its final checkpoint is ~12 bytes/parameter
             shutil.rmtree(out / "checkpoints", ignore_errors=True)

@@ -100,6 +100,8 @@ class Config:
     resume: str = ""
     preset: str = ""
     label: str = ""  # this run's setting in a comparison, e.g. "rapid (A=2)" (set by `rapidbench compare`)
+    replica_of: str = ""  # a replicate (the A/A null) of the setting with this label, under other seeds
+    pair_seed: int = -1  # the seed reports pair this run by (-1 = its own seed; a replicate: its base seed)
     progress: bool = True
     loggers: list[Literal["tensorboard", "wandb"]] = field(default_factory=list)  # optional mirrors of the JSONL
     generation: GenerationConfig = field(default_factory=GenerationConfig)

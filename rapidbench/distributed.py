@@ -14,10 +14,31 @@ from typing import Sequence
 import torch
 
 
+STALE_BUILD_LOCK_S = 600  # DeepSpeed's CPU op builds in ~1 min on 2 cores
+
+
+def _clear_stale_build_lock() -> None:
+    """On CPU every process loads DeepSpeed's shared-memory op, built once by torch's JIT into an
+    extensions directory guarded by a lock file. A process killed while building (a stopped sweep)
+    leaves the lock, and every later run waits on it forever without a word: remove one that is
+    old, saying so. The directory is per interpreter prefix, so two virtual environments do not
+    rebuild it in turn (and widen that window)."""
+    import sys
+    import time
+
+    root = os.environ.setdefault("TORCH_EXTENSIONS_DIR", os.path.join(sys.prefix, "torch_extensions"))
+    lock = os.path.join(root, "deepspeed_shm_comm", "lock")
+    with contextlib.suppress(OSError):
+        if time.time() - os.stat(lock).st_mtime > STALE_BUILD_LOCK_S:
+            os.remove(lock)
+            print(f"[rapidbench] removed a stale build lock left by a killed process: {lock}", file=sys.stderr)
+
+
 def setup_distributed() -> None:
     """Join the process group the launcher (deepspeed / torchrun) set up, or make a 1-process one."""
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")  # said, so DeepSpeed does not warn that it guessed
+        _clear_stale_build_lock()
     import deepspeed
 
     for key, val in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}.items():

@@ -144,6 +144,36 @@ def peak_rss_mib() -> float:
     return round(max(own, kids) / 1024, 1)
 
 
+class LoadMeter:
+    """What the machine did beside a run, for the record: this process's (and its children's) CPU
+    seconds against its wall time, the load average at start and end, and the CPU time the
+    hypervisor stole. A run whose numbers stand out was slowed by something else; read it before
+    trusting its wall-clock."""
+
+    def __init__(self):
+        self.t0, self.cpu0, self.steal0 = time.monotonic(), self._cpu(), self._steal()
+        self.load0 = os.getloadavg()[0]
+
+    @staticmethod
+    def _cpu() -> float:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    @staticmethod
+    def _steal() -> float | None:
+        try:  # the 8th number of /proc/stat's "cpu" line, in clock ticks, all CPUs together
+            fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+            return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            return None
+
+    def summary(self) -> dict[str, float | None]:
+        wall, steal = time.monotonic() - self.t0, self._steal()
+        return {"wall_s": round(wall, 1), "cpu_s": round(self._cpu() - self.cpu0, 1),
+                "loadavg_start": round(self.load0, 2), "loadavg_end": round(os.getloadavg()[0], 2),
+                "steal_s": None if steal is None or self.steal0 is None else round(steal - self.steal0, 1)}
+
+
 class ExternalLog:
     """Optional mirrors of metrics.jsonl and eval.jsonl in tensorboard or wandb (`loggers=[...]`).
 

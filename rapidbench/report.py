@@ -50,6 +50,12 @@ class RunRecord:
         return int(self.summary.get("seed", 0))
 
     @property
+    def pair_seed(self) -> int:
+        """The seed it is paired by: its own, or, for a replicate, its base setting's seed."""
+        p = int(self.config.get("pair_seed", -1))
+        return p if p >= 0 else self.seed
+
+    @property
     def task(self) -> str:
         return self.summary["task"]
 
@@ -133,6 +139,11 @@ class Setting:
         return self.runs[0].summary["algo"]
 
     @property
+    def replica_of(self) -> str:
+        """The label of the setting this one replicates under other seeds (the A/A null), or ''."""
+        return self.runs[0].config.get("replica_of", "")
+
+    @property
     def section(self) -> str:
         """What its table and plots are titled by: the task and the kind of machine."""
         return f"{self.task} on {self.hw}"
@@ -169,10 +180,10 @@ class Setting:
 
     def run_times(self, target: float) -> dict[int, RunTime]:
         """Seed -> time to `target` (censored at its training time when never reached)."""
-        return {r.seed: run_time(*r.curve(), target, r.summary["train_wall_s"]) for r in self.runs if r.evals}
+        return {r.pair_seed: run_time(*r.curve(), target, r.summary["train_wall_s"]) for r in self.runs if r.evals}
 
     def finals_by_seed(self, metric: str = "pass@1") -> dict[int, float]:
-        return {r.seed: r.evals[-1][metric] for r in self.runs if r.evals and metric in r.evals[-1]}
+        return {r.pair_seed: r.evals[-1][metric] for r in self.runs if r.evals and metric in r.evals[-1]}
 
     def fwd_per_sample(self) -> float | None:
         """Policy forward rows per trained row, mean over steps (the equal-work audit; newer runs)."""
@@ -238,8 +249,14 @@ def paired(setting: Setting, baseline: Setting, target: float) -> tuple[list[int
     return seeds, ratio, diff, reached
 
 
-def null(baseline: Setting, target: float) -> tuple[Estimate, Estimate, str] | None:
-    """The baseline against itself: its first half of seeds paired with its second half."""
+def null(baseline: Setting, target: float, settings: list[Setting] = ()) -> tuple[Estimate, Estimate, str, str] | None:
+    """The baseline against itself: against its replicate (the same setting under other seeds, run
+    in the same order as the rest, as many pairs as the comparison) where `settings` has one, else
+    its first half of seeds against its second half (half the pairs, further apart in time)."""
+    replica = next((s for s in settings if s.replica_of == baseline.label), None)
+    if replica is not None:
+        _, ratio, diff, reached = paired(replica, baseline, target)
+        return ratio, diff, reached, f"null: {replica.label} vs {baseline.label} (other seeds)"
     times, finals = baseline.run_times(target), baseline.finals_by_seed()
     seeds = sorted(set(times) & set(finals))
     a, b = halves(seeds)
@@ -247,21 +264,21 @@ def null(baseline: Setting, target: float) -> tuple[Estimate, Estimate, str] | N
         return None
     reached = f"{sum(not times[k].censored for k in a)} / {sum(not times[k].censored for k in b)}"
     return (time_ratio([times[k] for k in a], [times[k] for k in b]),
-            mean_difference([finals[k] for k in a], [finals[k] for k in b]), reached)
+            mean_difference([finals[k] for k in a], [finals[k] for k in b]), reached,
+            f"null: {baseline.label} vs itself (seeds split in halves)")
 
 
 def paired_table(settings: list[Setting], target: float, baseline: Setting) -> str:
     rows = []
     for s in settings:
-        if s is baseline:
+        if s is baseline or s.replica_of == baseline.label:  # the replicate is the null row
             continue
         seeds, ratio, diff, reached = paired(s, baseline, target)
         rows.append([s.label, len(seeds), reached, ratio.fmt(), diff.fmt(3, signed=True)])
-    nl = null(baseline, target)
+    nl = null(baseline, target, settings)
     if nl:
-        ratio, diff, reached = nl
-        rows.append([f"null: {baseline.label} vs itself (seeds split in halves)", ratio.pairs, reached, ratio.fmt(),
-                     diff.fmt(3, signed=True)])
+        ratio, diff, reached, name = nl
+        rows.append([name, ratio.pairs, reached, ratio.fmt(), diff.fmt(3, signed=True)])
     return _table(rows, ["setting", "paired seeds", f"reached target (setting / {baseline.label})",
                          f"time to target / {baseline.label}'s [95% CI]", "final pass@1 - baseline's [95% CI]"])
 
@@ -350,20 +367,22 @@ def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: flo
         ks = sorted({k for s in settings for r in s.runs for k in (r.evals[-1] if r.evals else {})
                      if k.startswith("pass@")}, key=lambda k: int(k[5:]))
         tgt, why, _ = choose_target(settings, subject, target) if any(s.finals() for s in settings) else (None, "", False)
-        base = next((s for s in settings if s.label == baseline or s.algo == baseline), None)
+        originals = [s for s in settings if not s.replica_of]
+        base = next((s for s in originals if s.label == baseline or s.algo == baseline), None)
         if base is None:
-            base = next((s for s in settings if s.algo != subject), None)  # the named one is absent
+            base = next((s for s in originals if s.algo != subject), None)  # the named one is absent
         doc += [f"## {settings[0].section}", "", *_describe_runs(settings, out),
                 "### Final accuracy (held-out; mean ± std over seeds)", "", accuracy_table(settings, ks), ""]
         if tgt is not None and base is not None:
             doc += ["### Time to target, paired by seed", "",
                     f"Target: pass@1 = {tgt:.3f}, {why}. Each run's time to the target is read off its own "
-                    "curve (linear between evaluations); a run that never reaches it counts its whole training "
+                    "curve (linear between evaluations), where it reaches the target and the next evaluation "
+                    "stays at or above it; a run that never reaches it counts its whole training "
                     "time (censored: a ratio is then a bound, see \"reached\"). Ratios are geometric means over "
                     f"the seeds both settings ran of time / {base.label}'s time on the same seed; differences are "
                     "means of paired differences; intervals are 95% percentile bootstraps over seeds. The null row "
-                    f"compares {base.label} with itself on disjoint seeds: a ratio inside its interval is not told "
-                    "from noise (`rapidbench/stats.py`).", "", paired_table(settings, tgt, base), ""]
+                    f"compares {base.label} with itself on other seeds (its replicate where the comparison ran one): "
+                    "a ratio inside its interval is not told from noise (`rapidbench/stats.py`).", "", paired_table(settings, tgt, base), ""]
         doc += ["### Where the training time goes (mean seconds per run)", "", phase_table(settings), ""]
         if plots:
             from rapidbench.plots import accuracy_plot, phase_plot, reward_plot

@@ -8,6 +8,7 @@ Nothing here tests an algorithm's or task's name: it asks the objects (`algo.nee
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import torch
 from rapidbench import distributed
 from rapidbench.checkpoint import Checkpoints
 from rapidbench.config import Config, ConfigError
-from rapidbench.harness import Clock, ExternalLog, Progress, RunFiles, machine_info, pass_at_k, peak_rss_mib, read_jsonl
+from rapidbench.harness import Clock, ExternalLog, LoadMeter, Progress, RunFiles, machine_info, pass_at_k, peak_rss_mib, read_jsonl
 from rapidbench.models import resolve_model
 from rapidbench.registry import ALGORITHMS, SAMPLERS, TASKS, TRAINERS
 from rapidbench.rollouts import build_rollouts, concat
@@ -77,6 +78,7 @@ def staleness_canary(trainer_logps: torch.Tensor, behaviour_logps: torch.Tensor,
 class Run:
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        self.load = LoadMeter()
         self.world, self.rank = distributed.world_size(), distributed.rank()
         try:  # first: a logger asked for but not installed stops the run before anything is written
             self.external = ExternalLog(cfg.loggers, Path(cfg.output), cfg.to_dict(), self.rank)
@@ -147,8 +149,10 @@ class Run:
             for start in range(0, len(mine), piece):
                 part = mine[start : start + piece]
                 self.progress.line(f"step {step} | eval {start}/{len(mine)} problems x {n} | {time.perf_counter() - t0:.0f}s")
+                # The run's seed is in it: seeds of one setting draw independently, as the
+                # bootstrap over seeds assumes (with a shared draw, all start at the same pass@1).
                 comps = self.sampler.generate([self.prompt_ids(p) for p in part], n, params,
-                                              seed=10_007 + step + 7919 * start)
+                                              seed=self.cfg.seed * 999_983 + 10_007 + step + 7919 * start)
                 grades = self.task.grade_many([part[c.prompt_index] for c in comps], [c.text for c in comps])
                 for c, g in zip(comps, grades):
                     correct[start + c.prompt_index] += int(g.passed)
@@ -204,7 +208,7 @@ class Run:
         if cfg.eval.at_start and state.step == 0 and not read_jsonl(self.files.evals):
             last_eval = self.evaluate(0, clock)
             self._report_eval(last_eval, clock)
-        last_eval_wall = clock.training_s()
+        next_eval = self._next_eval_time(clock)
         # a run resumed from its final checkpoint has nothing left to do
         stop = bool(cfg.max_steps and state.step >= cfg.max_steps) or bool(cfg.time_budget and state.wall_s >= cfg.time_budget)
         while not stop:
@@ -263,17 +267,34 @@ class Run:
                 self.external.log(row, "train")
                 if stop:
                     break
+                if not last and self._agree(clock.training_s() >= next_eval):
+                    # Due inside a generation: evaluate now, not at its end, so every setting is
+                    # evaluated within one optimizer step of the same clock times whatever its A.
+                    # The sampler holds pi_old: sync it for the evaluation, off the clock (the next
+                    # generation syncs again on the clock, as it always does).
+                    with clock.phase("eval"):
+                        self.sync()
+                    last_eval = self.evaluate(state.step, clock)
+                    self._report_eval(last_eval, clock)
+                    next_eval = self._next_eval_time(clock)
+                    self.sampler.sleep()
             state.generation += 1
             state.wall_s, state.off_clock_s, state.stream = clock.training_s(), clock.off_clock, stream.state()
             # ---- evaluation and checkpoint, off the training clock -------------------------------
-            due_time = self._agree(bool(cfg.eval.every_seconds) and clock.training_s() - last_eval_wall >= cfg.eval.every_seconds)
+            due_time = self._agree(clock.training_s() >= next_eval)
             if stop or crossed(step_before, state.step, cfg.eval.every_steps) or due_time:
                 last_eval = self.evaluate(state.step, clock)
-                last_eval_wall = clock.training_s()
+                next_eval = self._next_eval_time(clock)
                 self._report_eval(last_eval, clock)
             if stop or crossed(step_before, state.step, cfg.train.checkpoint_every):
                 self.checkpoint(state, clock)
         return self._finish(state, clock, last_eval)
+
+    def _next_eval_time(self, clock: Clock) -> float:
+        """The next point of the fixed grid k * eval.every_seconds after now (inf when off): a grid,
+        not now + every, so late evaluations do not push every later one back."""
+        every = self.cfg.eval.every_seconds
+        return every * (math.floor(clock.training_s() / every) + 1) if every else math.inf
 
     def _sample(self, state: LoopState, stream: ProblemStream, clock: Clock):
         """Generate and grade this rank's share of a generation's prompts x G completions.
@@ -373,6 +394,7 @@ class Run:
                       "sampler": str(getattr(self.sampler, "dtype", "?")).replace("torch.", ""),
                       "old_logprobs": self.old_logprob_source()},
             "peak_rss_mib": peak_rss_mib(), "setup_peak_rss_mib": self.setup_rss_mib, "machine": machine_info(),
+            "load": self.load.summary(),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         self.files.write_json(self.files.summary, summary)

@@ -75,6 +75,23 @@ def test_bf16_path_end_to_end(tmp_path):
     assert summary["dtype"] == {"trainer": "bfloat16", "sampler": "bfloat16", "old_logprobs": "trainer"}
 
 
+def test_evaluations_fall_on_the_clock_grid_inside_a_generation(tmp_path):
+    """RAPID with A = 4 and an evaluation due after every step: it evaluates between the steps of a
+    generation too (an off-clock sync first), not only when the generation ends, so every setting
+    is evaluated at the same clock times whatever its A; the extra syncs are not on the clock."""
+    out = tmp_path / "grid"
+    launch(out, "--algo", "rapid", "--sampler", "hf", "--max-steps", "8", "algo_args.steps_per_generation=4",
+           "eval.every_seconds=0.01", "eval.every_steps=0")
+    evals = [json.loads(x) for x in (out / "eval.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in evals] == list(range(9))  # steps 1-3 and 5-7 are inside a generation
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == list(range(1, 9))
+    assert [r["sync_s"] > 0 for r in rows] == [False, False, False, True] * 2  # on the clock: once per generation
+    assert all(math.isfinite(r["loss"]) for r in rows)
+    load = json.loads((out / "summary.json").read_text())["load"]
+    assert load["cpu_s"] > 0 and load["wall_s"] > 0 and load["loadavg_end"] >= 0
+
+
 def test_the_embedded_model_trains_end_to_end(tmp_path):
     """The real default (SmolLM2-135M-Instruct on arith, vLLM where installed), a few short steps:
     rewards and pass@1 are computed from real answers, losses are finite."""

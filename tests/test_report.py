@@ -23,8 +23,8 @@ def test_time_to_target_interpolates_between_evaluations():
     assert time_to_target(t, acc, 0.4) == pytest.approx(10.0)
     assert time_to_target(t, acc, 0.1) == 0.0  # already there at the first evaluation
     assert time_to_target(t, acc, 0.81) is None
-    # the first crossing counts, even if the curve dips afterwards: 0.2 -> 0.7 crosses 0.6 at 8 s
-    assert time_to_target(np.array([0.0, 10, 20, 30]), np.array([0.2, 0.7, 0.5, 0.9]), 0.6) == pytest.approx(8.0)
+    # a touch that falls back does not count: 0.7 at 10 s dips to 0.5; it stays from 20 + 0.1/0.4 * 10 = 22.5 s
+    assert time_to_target(np.array([0.0, 10, 20, 30]), np.array([0.2, 0.7, 0.5, 0.9]), 0.6) == pytest.approx(22.5)
 
 
 def test_mean_curve_over_seeds_on_a_common_grid():
@@ -121,6 +121,22 @@ def test_report_tables_from_hand_made_runs(tmp_path):
     assert tables(doc)[1]["grpo"]["time to target / ppo's [95% CI]"] == "0.50 [0.50, 0.50]"
 
 
+def test_the_null_pairs_the_baseline_with_its_replicate_by_base_seed(tmp_path):
+    root = make_runs(tmp_path / "runs")
+    for seed, t in ((0, 80.0), (1, 125.0)):  # the replicate reaches 0.5 at 80 s and 125 s; grpo at 100 s on both
+        d = fake_run(root, "grpo-replica1", 10_000 + seed, [(0.0, 0.3), (t, 0.5), (130.0, 0.55)])
+        cfg = json.loads((d / "config.json").read_text())
+        (d / "config.json").write_text(json.dumps({**cfg, "label": "grpo [replica 1]", "replica_of": "grpo",
+                                                   "pair_seed": seed}))
+        summary = json.loads((d / "summary.json").read_text())
+        (d / "summary.json").write_text(json.dumps({**summary, "algo": "grpo"}))
+    _, paired, _ = tables(build_report(find_runs([str(root)]), tmp_path, [str(root)], target=0.5, plots=False))
+    assert "grpo [replica 1]" not in paired  # it is the null row, not a setting under test
+    nl = paired["null: grpo [replica 1] vs grpo (other seeds)"]
+    # paired by base seed: 80/100 and 125/100, geometric mean sqrt(1.0) = 1.00, interval [0.80, 1.25]
+    assert nl["paired seeds"] == "2" and nl["time to target / grpo's [95% CI]"] == "1.00 [0.80, 1.25]"
+
+
 def test_a_target_recorded_in_the_runs_is_used_and_called_fixed(tmp_path):
     root = make_runs(tmp_path / "runs")
     for cfg in root.rglob("config.json"):
@@ -171,6 +187,7 @@ def test_report_and_compare_bad_input_is_one_line(tmp_path):
     out = tmp_path / "cmp"
     for args, needle in ((["--algos", "rapid,nope"], "registered algorithms: dapo, grpo, pg, ppo, rapid"),
                          (["--algos", "rapid:A"], "expected NAME:key=value"),
+                         (["--algos", "grpo:replica=0"], "replica is a positive integer"),
                          (["--algos", "rapid", "algo_args.nope=1"], "unknown key algo_args.nope"),
                          (["--algos", "rapid", "--preset", "nope"], "unknown preset 'nope'")):
         r = rb("compare", "--task", "arith", "--time-budget", "10", "--output", str(out), *args)
@@ -182,12 +199,19 @@ def test_compare_plan_skips_finished_and_resumes_started(tmp_path):
     from rapidbench.compare import parse_settings, plan, run_command
 
     settings = parse_settings("rapid,grpo,rapid:steps_per_generation=8")
-    todo = plan(settings, [0, 1], tmp_path)
-    # seed by seed, the settings rotated one place per seed: drift never always hits the same one
-    assert [(s.dirname, seed) for s, seed, _ in todo] == [
-        ("rapid", 0), ("grpo", 0), ("rapid-steps_per_generation8", 0),
-        ("grpo", 1), ("rapid-steps_per_generation8", 1), ("rapid", 1)]
-    s, seed, out = todo[2]
+    todo = plan(settings, [0, 1, 2, 3], tmp_path)
+    # seed by seed, every setting once per seed, in an order shuffled by the seed (recorded, reproducible)
+    blocks = [[s.dirname for s, seed, _ in todo if seed == k] for k in range(4)]
+    assert all(sorted(b) == sorted(s.dirname for s in settings) for b in blocks)
+    assert len({tuple(b) for b in blocks}) > 1 and [x[:2] for x in plan(settings, [0, 1, 2, 3], tmp_path)] == [x[:2] for x in todo]
+    s, seed, out = next(x for x in todo if x[0].dirname == "rapid-steps_per_generation8" and x[1] == 0)
+    assert out == tmp_path / "rapid-steps_per_generation8" / "seed0"
+    # the null's replicate: GRPO again under seed + 10000, paired by the report with GRPO's seed
+    (rep,) = parse_settings("grpo:replica=1")
+    rs, rseed, rout = next(x for x in plan([rep], [3], tmp_path))
+    assert (rep.label, rout) == ("grpo [replica 1]", tmp_path / "grpo-replica1" / "seed10003")
+    rcmd = run_command(rs, rseed, rout, "arith", 60.0, None, 20.0, [])
+    assert rcmd[rcmd.index("--seed") + 1] == "10003" and "pair_seed=3" in rcmd and "replica_of=grpo" in rcmd
     cmd = run_command(s, seed, out, "arith", 60.0, None, 20.0, ["eval.num_problems=8"], target=0.7)
     assert cmd[3:] == ["run", "--algo", "rapid", "--task", "arith", "--seed", "0", "--time-budget", "60.0", "--output",
                        str(out), "--preset", "rapid-cpu", "eval.every_seconds=20.0", "eval.every_steps=0",

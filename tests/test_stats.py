@@ -20,6 +20,13 @@ def test_crossing_time_and_censoring():
     assert run_time(t, acc, 0.1, 30.0) == RunTime(1.0, False)  # there from the start: one second, not zero
 
 
+def test_a_touch_of_the_target_that_falls_back_is_not_a_crossing():
+    t, acc = np.array([0.0, 10, 20, 30, 40]), np.array([0.2, 0.8, 0.5, 0.7, 0.9])
+    assert crossing_time(t, acc, 0.6) == pytest.approx(25.0)  # 0.8 at 10 s fell back to 0.5: it stays from 30 s
+    assert crossing_time(t, acc, 0.85) == pytest.approx(37.5)  # the last evaluation has no next one to contradict it
+    assert crossing_time(np.array([0.0, 10]), np.array([0.9, 0.2]), 0.6) is None
+
+
 def test_time_ratio_is_a_paired_geometric_mean():
     base = [RunTime(100.0, False), RunTime(50.0, False)]
     same = time_ratio([RunTime(80.0, False), RunTime(40.0, False)], base)  # 0.8 on both seeds
