@@ -7,8 +7,9 @@ last checkpoint. A finished run's checkpoints are deleted unless --keep-checkpoi
 
 Order: seed by seed, and within a seed the settings in an order shuffled per seed (seeded by it),
 so the machine's drift over a sweep falls on every setting alike: no setting is always first, or
-always after the same one; the order is recorded in compare.json. `--target` fixes the accuracy the report races to before any run starts: it is
-recorded in every run's config (`eval.target`) and in compare.json.
+always after the same one; the order is recorded in compare.json. `--target` fixes the accuracy
+the report races to before any run starts: it is recorded in every run's config (`eval.target`)
+and in compare.json.
 
 An algorithm setting is a registered name with optional algo_args, e.g. `rapid:steps_per_generation=8`
 (directory `rapid-steps_per_generation8`, label "rapid (A=8)"). `grpo:replica=1` is the A/A null's
