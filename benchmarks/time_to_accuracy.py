@@ -20,7 +20,8 @@ run's config and in compare.json). For arith it is 0.75 (PILOT_TARGETS), chosen 
 pilot on amd-avx512bf16-2c (GRPO seed 900 and RAPID A=2 seeds 900-901, 180 s, the same evaluation):
 all three started at 0.365 and ended at 0.86-0.90; GRPO crossed 0.75 after ~109 s (60% of its
 budget), RAPID after 93 and 144 s; a target on the slope, below every run's plateau, so every seed
-can reach it and the time resolves differences. The pilot's seeds are not in the sweep (it uses 0..); the headline is the headline setting's paired time ratio to
+can reach it and the time resolves differences. The pilot's seeds are not in the sweep (it uses
+0..). The headline is the headline setting's paired time ratio to
 GRPO with its bootstrap interval; the JSON has every setting's, the null's, and the seeds a
 half-width of 0.15 would need. Runs land under results/runs/<task>/<hardware tag>/sweep-<budget>s;
 re-running continues.
