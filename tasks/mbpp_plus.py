@@ -63,6 +63,8 @@ def _close(a, b, atol, rtol=1e-7):
 
 def check(out, exp, extra):
     kind, atol, alt = extra
+    if kind == "unanswered":  # the reference gave no answer to compare with: nothing can pass it
+        return False
     exact = out == exp
     if kind == "any":
         exact = True
@@ -203,8 +205,9 @@ class MBPPPlus(CodeTask):
 
         n = self.options.train_plus_inputs
         limit = None if (problem.id in self._test_ids or n < 0) else n
+        expected = self._expected[problem.id]
         return Job(self.code_of(completion), [], setup=CHECK, entry_points=(problem.meta["entry_point"],),
-                   cases=_cases(problem, limit, self._expected[problem.id]["out"]), check="check")
+                   cases=_cases(problem, limit, expected["out"], expected["ok"]), check="check")
 
     def grade_many(self, problems, completions) -> list[Grade]:
         verdicts = self.sandbox.run_many([self.job(p, c) for p, c in zip(problems, completions)])
@@ -224,13 +227,16 @@ class MBPPPlus(CodeTask):
         return self._test
 
 
-def _cases(p: Problem, limit: int | None, expected: list | None) -> list[dict]:
-    """The evaluator's cases: base inputs, then the first `limit` plus inputs (all for None)."""
+def _cases(p: Problem, limit: int | None, expected: list | None, answered: list | None = None) -> list[dict]:
+    """The evaluator's cases: base inputs, then the first `limit` plus inputs (all for None). An
+    input the reference did not answer (`answered` False) can be passed by no program: its expected
+    value is None, which a program would otherwise match by returning None."""
     from rapidbench.tasks.sandbox.wire import wire_encode
 
     inputs = p.meta["base"] + (p.meta["plus"] if limit is None else p.meta["plus"][:limit])
     return [{"args": wire_encode(list(args)), "expected": expected[i] if expected else None,
-             "extra": wire_encode([p.meta["kind"], p.meta["atol"], p.meta["alt"][i]])} for i, args in enumerate(inputs)]
+             "extra": wire_encode([p.meta["kind"] if answered is None or answered[i] else "unanswered",
+                                   p.meta["atol"], p.meta["alt"][i]])} for i, args in enumerate(inputs)]
 
 
 def _loaded(x) -> list:

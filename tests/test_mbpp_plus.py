@@ -36,6 +36,21 @@ def test_every_reference_answers_and_passes_its_own_inputs(task):
     assert sorted(failed) == KNOWN_FAILURES
 
 
+def test_an_input_the_reference_did_not_answer_pays_nothing(task):
+    """Mbpp/255's reference runs past the sandbox's limits on its largest inputs, so their expected
+    value is missing (None). A program that knows those inputs and returns None on them, the
+    reference's answer elsewhere, must not collect the reward."""
+    p = task.problem("Mbpp/255")
+    answered = task._expected[p.id]["ok"]
+    bad = {repr((list(a[0]), a[1])) for a, ok in zip(p.meta["base"] + p.meta["plus"], answered) if not ok}
+    assert bad
+    code = ("```python\nfrom itertools import combinations_with_replacement\nBAD = %r\n"
+            "def combinations_colors(l, n):\n    if repr((list(l), n)) in BAD:\n        return None\n"
+            "    return list(combinations_with_replacement(l, n))\n```" % bad)
+    g = task.grade(p, code)
+    assert not g.passed and g.reward == 0.0, g.detail
+
+
 def test_split_is_70_30_seed_42_and_deterministic(task):
     cls = TASKS.get("mbpp-plus")
     again = cls(cls.Options())
