@@ -172,6 +172,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from rapidbench.costmodel import Calibration, Setting, best_A, share, speedup, step_parts
     from rapidbench.harness import hardware_tag
 
@@ -180,15 +182,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError(f"no calibration at {path}: run `python benchmarks/cost_model.py` on this machine first "
                          "(a few minutes), or pass --calibration FILE")
     cal = Calibration.load(path)
+    base = Setting(1, args.B, args.G, args.prompt_tokens, args.completion_tokens, not args.sampler_old_logprobs)
     rows = []
     for a in args.A:
-        s = Setting(a, args.B, args.G, args.prompt_tokens, args.completion_tokens, not args.sampler_old_logprobs)
+        s = replace(base, A=a)
         parts = step_parts(cal, s)
         rows.append([a, f"{sum(parts.values()):.2f}", *(f"{parts[k]:.2f}" for k in ("gen_s", "grade_s", "sync_s", "pass_s", "train_s")),
                      f"{speedup(cal, s):.2f}x"])
     from tabulate import tabulate
 
-    base = Setting(1, args.B, args.G, args.prompt_tokens, args.completion_tokens, not args.sampler_old_logprobs)
     print(f"calibration {path} ({cal.machine}); B={args.B} G={args.G} P={args.prompt_tokens:g} L={args.completion_tokens:g}")
     print(tabulate(rows, headers=["A", "s / step", "generation", "grading", "sync", "pi_old pass", "training",
                                   "speed-up vs A=1"], tablefmt="github"))

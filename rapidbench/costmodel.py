@@ -24,7 +24,7 @@ the model: predicted seconds per step times measured steps to target gives the t
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +42,6 @@ class Calibration:
     r1: float
     s0: float
     machine: str = ""
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "Calibration":
@@ -77,18 +74,18 @@ def step_seconds(c: Calibration, s: Setting) -> float:
 
 def speedup(c: Calibration, s: Setting) -> float:
     """Seconds per step of the on-policy schedule (A = 1) over this one's."""
-    return step_seconds(c, Setting(1, s.B, s.G, s.P, s.L, s.old_pass)) / step_seconds(c, s)
+    return step_seconds(c, replace(s, A=1)) / step_seconds(c, s)
 
 
 def share(c: Calibration, s: Setting) -> float:
     """The per-generation share (generation, grading, sync) of an on-policy step: RAPID's ceiling."""
-    parts = step_parts(c, Setting(1, s.B, s.G, s.P, s.L, s.old_pass))
+    parts = step_parts(c, replace(s, A=1))
     return (parts["gen_s"] + parts["grade_s"] + parts["sync_s"]) / sum(parts.values())
 
 
 def best_A(c: Calibration, s: Setting, candidates=(1, 2, 4, 8, 16)) -> int:
     """The A with the fewest seconds per step (per-step cost only: off-policy steps may teach less)."""
-    return min(candidates, key=lambda a: step_seconds(c, Setting(a, s.B, s.G, s.P, s.L, s.old_pass)))
+    return min(candidates, key=lambda a: step_seconds(c, replace(s, A=a)))
 
 
 def _lstsq(rows: list[list[float]], y: list[float]) -> list[float]:
