@@ -87,6 +87,7 @@ class VLLMSampler(Sampler):
             kwargs["enable_chunked_prefill"] = False
         self._sleep = on_cuda and args.sleep_between_phases
         self._asleep = False
+        self._weights_awake = False  # woken for a sync, the KV cache still asleep
         self._weights_gone = False  # level-2 sleep discarded them: only a sync may wake the engine
         try:
             self.llm = LLM(**kwargs)
@@ -187,11 +188,11 @@ class VLLMSampler(Sampler):
             return
         torch.cuda.empty_cache()
         if weights_only:
-            if not getattr(self, "_weights_awake", False):
+            if not self._weights_awake:
                 self.llm.wake_up(tags=["weights"])
                 self._weights_awake = True
             return
-        self.llm.wake_up(tags=["kv_cache"] if getattr(self, "_weights_awake", False) else None)
+        self.llm.wake_up(tags=["kv_cache"] if self._weights_awake else None)
         self._asleep, self._weights_awake = False, False
 
     def close(self) -> None:
