@@ -243,7 +243,8 @@ class Run:
                 last = j == len(batches) - 1
                 # Clocks differ between ranks (engines start at different times): rank 0 decides for all,
                 # or one rank would stop while another enters the next step's collectives.
-                out_of_time = self._agree(bool(cfg.time_budget) and clock.training_s() >= cfg.time_budget)
+                now = clock.training_s()
+                out_of_time, eval_due = self._agree(bool(cfg.time_budget) and now >= cfg.time_budget, now >= next_eval)
                 stop = (bool(cfg.max_steps) and state.step >= cfg.max_steps) or out_of_time
                 sync_s = 0.0
                 if last or stop:
@@ -267,7 +268,7 @@ class Run:
                 self.external.log(row, "train")
                 if stop:
                     break
-                if not last and self._agree(clock.training_s() >= next_eval):
+                if not last and eval_due:
                     # Due inside a generation: evaluate now, not at its end, so every setting is
                     # evaluated within one optimizer step of the same clock times whatever its A.
                     # The sampler holds pi_old: sync it for the evaluation, off the clock (the next
@@ -281,7 +282,7 @@ class Run:
             state.generation += 1
             state.wall_s, state.off_clock_s, state.stream = clock.training_s(), clock.off_clock, stream.state()
             # ---- evaluation and checkpoint, off the training clock -------------------------------
-            due_time = self._agree(clock.training_s() >= next_eval)
+            (due_time,) = self._agree(clock.training_s() >= next_eval)
             if stop or crossed(step_before, state.step, cfg.eval.every_steps) or due_time:
                 last_eval = self.evaluate(state.step, clock)
                 next_eval = self._next_eval_time(clock)
@@ -343,11 +344,11 @@ class Run:
         both_fp32 = self.trainer.dtype == torch.float32 and getattr(self.sampler, "dtype", None) == torch.float32
         return "sampler" if both_fp32 else "trainer"
 
-    def _agree(self, mine: bool) -> bool:
-        """Rank 0's answer, on every rank (a decision taken once and shared)."""
+    def _agree(self, *mine: bool) -> list[bool]:
+        """Rank 0's answers, on every rank (decisions taken once and shared), in one collective."""
         if self.world == 1:
-            return mine
-        return distributed.all_reduce_sum([float(mine) if self.rank == 0 else 0.0])[0] > 0.5
+            return list(mine)
+        return [x > 0.5 for x in distributed.all_reduce_sum([float(m) if self.rank == 0 else 0.0 for m in mine])]
 
     def _check_canary(self, canary: float) -> None:
         tol = self.cfg.sampler_args.staleness_tolerance
