@@ -106,10 +106,10 @@ if __name__ == "__main__":
     nl = null(base, target, found)
     null_ratio = nl[0] if nl else None
     subj = next(r for r in rows if r["setting"] == subject_label)
-    _, subj_ratio, _, subj_reached = paired(by_label[subject_label], base, target)
+    subj_seeds, subj_ratio, _, subj_reached = paired(by_label[subject_label], base, target)
     need = seeds_for_half_width(subj_ratio, 0.15)
     # a censored pair makes the ratio a bound, not a measurement: met only when every run got there
-    all_reached = subj_reached == f"{subj_ratio.pairs} / {subj_ratio.pairs}"
+    all_reached = all(not s.run_times(target)[k].censored for s in (by_label[subject_label], base) for k in subj_seeds)
     met = subj_ratio.value <= 0.60 and subj_ratio.hi < 1.0 and all_reached
     how = (f"on {hw}: {subj['paired_seeds']} paired seeds x {len(found)} settings ({', '.join(by_label)}), {args.budget:g} s "
            f"of training each, seeds interleaved; target pass@1 {target:.3f} ({why}); geometric mean over seeds of "
