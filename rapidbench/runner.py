@@ -219,9 +219,11 @@ class Run:
             self.sampler.sleep()
             algo.shape_rewards(rollouts, cfg.generation.max_new_tokens)
             # Reward stats of the first sampling round: an unbiased sample of the policy's task reward.
-            reward_mean, reward_std, tokens = all_reduce_mean(
+            # The longest completion sets how many decode steps a generation takes (the cost model's L_max;
+            # each rank's own, averaged over ranks).
+            reward_mean, reward_std, tokens, longest = all_reduce_mean(
                 [float(first_rewards.mean()), float(first_rewards.std()) if len(first_rewards) > 1 else 0.0,
-                 float(rollouts.num_tokens)])
+                 float(rollouts.num_tokens), float(rollouts.completion_mask.sum(1).max())])
             # ---- pi_old, reference, advantages (once, inside the first step), then A optimizer steps --
             batches = algo.minibatches(rollouts, gen)
             steps = optimizer_steps(self.trainer, algo, rollouts, batches, old_source)
@@ -257,6 +259,7 @@ class Run:
                     "sync_s": round(sync_s, 4), "train_s": round(train_s, 4),
                     "reward_mean": round(reward_mean, 6), "reward_std": round(reward_std, 6),
                     "tokens": int(tokens * self.world) if j == 0 else 0, "samples": mb.size * self.world,
+                    "longest": round(longest, 1) if j == 0 else 0,
                     "staleness_canary": round(canary, 6),
                     # policy forward rows (training and no-grad passes) per trained row: what each step paid for
                     "fwd_per_sample": round((self.trainer.policy_rows - rows0) / max(1, mb.size), 4),

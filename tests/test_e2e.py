@@ -16,7 +16,7 @@ from conftest import requires_vllm
 
 ROOT = Path(__file__).resolve().parent.parent
 METRIC_COLUMNS = {"step", "wall_s", "gen_s", "sync_s", "train_s", "reward_mean", "loss", "tokens", "grade_s",
-                  "staleness_canary", "generation"}
+                  "staleness_canary", "generation", "longest"}
 SMALL = ["--model", "tiny-random", "--max-steps", "2", "--no-progress", "generation.max_new_tokens=8",
          "eval.num_problems=4", "eval.n_samples=2", "eval.k=[1,2]", "algo_args.group_size=2", "algo_args.prompts_per_step=2"]
 
@@ -40,6 +40,10 @@ def check_run(out: Path, algo: str, steps: int = 2, model: str = "tiny-random", 
         assert math.isfinite(r["loss"]) and math.isfinite(r["grad_norm"]) and r["grad_norm"] >= 0
         assert abs(r["staleness_canary"] - 1) < canary_tol, r["staleness_canary"]  # sampler and trainer agree
     assert rows[0]["tokens"] > 0 and rows[0]["gen_s"] > 0 and rows[-1]["sync_s"] > 0
+    # the longest completion of the first generation: at least the mean one, at most the cap
+    algo_args = cfg["algo_args"]
+    n_completions = algo_args.get("steps_per_generation", 1) * algo_args["prompts_per_step"] * algo_args["group_size"]
+    assert rows[0]["tokens"] / n_completions <= rows[0]["longest"] <= cfg["generation"]["max_new_tokens"]
     assert all(b["wall_s"] > a["wall_s"] for a, b in zip(rows, rows[1:]))
     evals = [json.loads(x) for x in (out / "eval.jsonl").read_text().splitlines()]
     assert [e["step"] for e in evals] == [0, steps]  # at start and at the end
