@@ -181,8 +181,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise UsageError(f"no calibration at {path}: run `python benchmarks/cost_model.py` on this machine first "
                          "(a few minutes), or pass --calibration FILE")
-    cal = Calibration.load(path)
-    base = Setting(1, args.B, args.G, args.prompt_tokens, args.completion_tokens, not args.sampler_old_logprobs)
+    try:
+        cal = Calibration.load(path)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    base = Setting(1, args.B, args.G, args.prompt_tokens, args.completion_tokens, not args.sampler_old_logprobs,
+                   args.longest_tokens or args.completion_tokens)
     rows = []
     for a in args.A:
         s = replace(base, A=a)
@@ -191,7 +195,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
                      f"{speedup(cal, s):.2f}x"])
     from tabulate import tabulate
 
-    print(f"calibration {path} ({cal.machine}); B={args.B} G={args.G} P={args.prompt_tokens:g} L={args.completion_tokens:g}")
+    print(f"calibration {path} ({cal.machine}); B={args.B} G={args.G} P={args.prompt_tokens:g} "
+          f"L={args.completion_tokens:g} longest={base.longest:g}")
     print(tabulate(rows, headers=["A", "s / step", "generation", "grading", "sync", "pi_old pass", "training",
                                   "speed-up vs A=1"], tablefmt="github"))
     print(f"per-generation share of an on-policy step (RAPID's ceiling): {100 * share(cal, base):.0f}%; "
@@ -247,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--G", type=int, default=4, help="completions per prompt")
     pr.add_argument("--prompt-tokens", type=float, default=45.0)
     pr.add_argument("--completion-tokens", type=float, default=20.0, help="mean completion length")
+    pr.add_argument("--longest-tokens", type=float, default=None,
+                    help="longest completion of a generation, which it waits for (default: the mean, a lower "
+                         "bound; the cap when completions often reach it)")
     pr.add_argument("--sampler-old-logprobs", action="store_true", help="pi_old from the sampler (fp32): no pass")
     pr.set_defaults(func=cmd_predict)
     gr = sub.add_parser("grade", help="grade one completion for one problem; prints one JSON line")

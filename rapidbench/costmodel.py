@@ -2,20 +2,28 @@
 schedule from a short calibration, and with it what RAPID's A buys in a given setting.
 
 One optimizer step of a schedule with A steps per generation, B prompts per step, G completions
-per prompt, prompts of P tokens and completions of L tokens (mean) costs
+per prompt, prompts of P tokens, completions of L tokens on average and L_max at the longest, costs
 
-    gen(A*B*G sequences, L) / A          one generation shared by A steps
+    gen(A*B*G sequences) / A             one generation shared by A steps
   + grade(A*B*G) / A                     the task's grader, per completion
   + sync / A                             weights to the sampler, once per generation
-  + pass((A-1)/A * A*B*G rows) / A       pi_old for the rows trained after the first step (bf16)
-  + train(B*G rows of P + L tokens)      forward, backward and optimizer step
+  + pass((A-1)*B*G rows) / A             pi_old for the rows trained after the first step (bf16)
+  + train(B*G rows)                      forward, backward and optimizer step
 
 with each term fitted on this machine (costmodel.fit):
-  gen(N, L)   = g0 + g1 * L + g2 * N * L + g3 * N * P   decode steps of a batch of N, plus prefill
-  train(n, T) = t0 + t1 * n * T                          tokens through forward and backward
-  pass(n, T)  = p1 * n * T                               forward only
-  grade(N)    = r1 * N
-  sync        = s0
+  gen(N)    = g0 + g1 * L_max + g2 * N * L + g3 * N * P
+              a generation decodes until its longest completion (L_max steps), each step costing
+              per live sequence; plus the prefill
+  train(n)  = t0 + t1 * n * (P + L) + t2 * n * (L_max - L)
+              tokens through forward and backward, plus the padding of length-sorted micro-batches,
+              which grows with the spread of lengths
+  pass(n)   = p1 * n * (P + L)                           forward only
+  grade(N)  = r1 * N
+  sync      = s0
+The calibration (benchmarks/cost_model.py) fits them to short runs of the suite's own loop, whose
+shapes change every step as a real run's do: timing one shape over and over measured kernels
+warmer than any run sees (the first calibration over-predicted training by ~35% and under-
+predicted generation, which waits for the longest completion, not the mean one).
 RAPID can only save the per-generation terms (gen, sync): its gain is bounded by their share of a
 GRPO step, which is what `share` reports. Sample efficiency (how much a step teaches) is not in
 the model: predicted seconds per step times measured steps to target gives the time to target.
@@ -24,7 +32,8 @@ the model: predicted seconds per step times measured steps to target gives the t
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +47,7 @@ class Calibration:
     g3: float
     t0: float
     t1: float
+    t2: float
     p1: float
     r1: float
     s0: float
@@ -46,7 +56,12 @@ class Calibration:
     @classmethod
     def load(cls, path: Path) -> "Calibration":
         data = json.loads(Path(path).read_text())
-        return cls(**data.get("calibration", data))
+        data = data.get("calibration", data)
+        missing = [f.name for f in fields(cls) if f.name not in data and f.name != "machine"]
+        if missing:
+            raise ValueError(f"{path} lacks {', '.join(missing)}: it was made by an older cost model; "
+                             "re-run `python benchmarks/cost_model.py` on this machine")
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -57,15 +72,20 @@ class Setting:
     P: float  # prompt tokens
     L: float  # completion tokens, mean
     old_pass: bool = True  # pi_old from the trainer (bf16): rows after the first step need a pass
+    L_max: float = 0.0  # the longest completion of a generation (0: every completion is L long)
+
+    @property
+    def longest(self) -> float:
+        return max(self.L_max, self.L)
 
 
 def step_parts(c: Calibration, s: Setting) -> dict[str, float]:
     """Seconds per optimizer step, by phase (each per-generation cost divided over A steps)."""
-    n_gen = s.A * s.B * s.G
-    gen = c.g0 + c.g1 * s.L + c.g2 * n_gen * s.L + c.g3 * n_gen * s.P
-    passed = (s.A - 1) * s.B * s.G * (s.P + s.L) * c.p1 if s.old_pass else 0.0
+    n_gen, n = s.A * s.B * s.G, s.B * s.G
+    gen = c.g0 + c.g1 * s.longest + c.g2 * n_gen * s.L + c.g3 * n_gen * s.P
+    passed = (s.A - 1) * n * (s.P + s.L) * c.p1 if s.old_pass else 0.0
     return {"gen_s": gen / s.A, "grade_s": c.r1 * n_gen / s.A, "sync_s": c.s0 / s.A, "pass_s": passed / s.A,
-            "train_s": c.t0 + c.t1 * s.B * s.G * (s.P + s.L)}
+            "train_s": c.t0 + c.t1 * n * (s.P + s.L) + c.t2 * n * (s.longest - s.L)}
 
 
 def step_seconds(c: Calibration, s: Setting) -> float:
@@ -88,19 +108,60 @@ def best_A(c: Calibration, s: Setting, candidates=(1, 2, 4, 8, 16)) -> int:
     return min(candidates, key=lambda a: step_seconds(c, replace(s, A=a)))
 
 
-def _lstsq(rows: list[list[float]], y: list[float]) -> list[float]:
-    coef, *_ = np.linalg.lstsq(np.array(rows, dtype=float), np.array(y, dtype=float), rcond=None)
-    return [max(0.0, float(x)) for x in coef]  # a cost is never negative
+def schedule(config: dict) -> tuple[int, int, int]:
+    """(A, B, G) of a run: optimizer steps per generation, prompts per step, completions per prompt."""
+    a = config.get("algo_args", {})
+    A = a.get("steps_per_generation", 1) * a.get("num_iterations", 1) * a.get("ppo_epochs", 1)
+    return A, a["prompts_per_step"], a["group_size"]
 
 
-def fit(gen: list[tuple[int, float, float, float]], train: list[tuple[int, float, float]],
-        passes: list[tuple[int, float, float]], grade: list[tuple[int, float]], sync: list[float],
-        machine: str = "") -> Calibration:
-    """Least-squares fit of the model to measurements:
-    gen [(N, L, P, seconds)], train [(rows, tokens per row, seconds)], passes [(rows, tokens, seconds)],
-    grade [(completions, seconds)], sync [seconds]."""
-    g = _lstsq([[1.0, L, N * L, N * P] for N, L, P, _ in gen], [t for *_, t in gen])
-    t = _lstsq([[1.0, n * T] for n, T, _ in train], [s for *_, s in train])
-    p = _lstsq([[n * T] for n, T, _ in passes], [s for *_, s in passes]) if passes else [t[1] / 3]
-    r = _lstsq([[N] for N, _ in grade], [s for _, s in grade]) if grade else [0.0]
-    return Calibration(*g, *t, p[0], r[0], float(np.median(sync)) if sync else 0.0, machine)
+def observations(config: dict, metrics: list[dict], P: float) -> dict[str, list]:
+    """A run's per-step metrics as cost-model observations (costmodel.fit's arguments). The first
+    generation and its steps are left out: warming up is not a per-step cost."""
+    A, B, G = schedule(config)
+    obs = {"gen": [], "train": [], "grade": [], "sync": []}
+    L = Lm = None
+    for m in metrics:
+        if m["gen_s"] > 0:
+            N = A * B * G
+            L, Lm = m["tokens"] / N, m["longest"]
+            if m["generation"] == 0:
+                continue
+            obs["gen"].append((N, L, Lm, P, m["gen_s"]))
+            obs["grade"].append((N, m["grade_s"]))
+        if m["generation"] == 0:
+            continue
+        pass_rows = round((m["fwd_per_sample"] - 1) * m["samples"])  # rows of a no-grad pi_old pass booked here
+        obs["train"].append((m["samples"], P, L, Lm, pass_rows, m["train_s"]))
+        if m["sync_s"] > 0:
+            obs["sync"].append(m["sync_s"])
+    return obs
+
+
+def _nonneg_lstsq(rows: list[list[float]], y: list[float]) -> list[float]:
+    """Least squares with every coefficient >= 0 (a cost is never negative), exactly: every subset
+    of columns is solved and the best fit whose coefficients are all >= 0 is kept. With <= 4
+    columns that is <= 16 small solves (scipy's nnls would do it too; it is not a dependency)."""
+    X, Y = np.array(rows, dtype=float), np.array(y, dtype=float)
+    best, best_err = np.zeros(X.shape[1]), float(np.sum(Y**2))
+    for k in range(1, X.shape[1] + 1):
+        for cols in combinations(range(X.shape[1]), k):
+            sol, *_ = np.linalg.lstsq(X[:, cols], Y, rcond=None)
+            err = float(np.sum((X[:, cols] @ sol - Y) ** 2))
+            if (sol >= 0).all() and err < best_err - 1e-15:
+                best, best_err = np.zeros(X.shape[1]), err
+                best[list(cols)] = sol
+    return [float(x) for x in best]
+
+
+def fit(gen: list[tuple[int, float, float, float, float]], train: list[tuple[int, float, float, float, int, float]],
+        grade: list[tuple[int, float]], sync: list[float], machine: str = "") -> Calibration:
+    """Fit the model to observed steps:
+    gen [(N sequences, mean L, L_max, P, seconds)];
+    train [(rows n, P, mean L, L_max, pi_old pass rows booked on this step, seconds)];
+    grade [(completions, seconds)]; sync [seconds]."""
+    g = _nonneg_lstsq([[1.0, Lm, N * L, N * P] for N, L, Lm, P, _ in gen], [t for *_, t in gen])
+    t = _nonneg_lstsq([[1.0, n * (P + L), n * (Lm - L), k * (P + L)] for n, P, L, Lm, k, _ in train],
+                      [s for *_, s in train])
+    r = _nonneg_lstsq([[N] for N, _ in grade], [s for _, s in grade]) if grade else [0.0]
+    return Calibration(*g, *t, r[0], float(np.median(sync)) if sync else 0.0, machine)
