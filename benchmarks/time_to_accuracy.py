@@ -22,7 +22,7 @@ all three started at 0.365 and ended at 0.86-0.90; GRPO crossed 0.75 after ~109 
 budget), RAPID after 93 and 144 s; a target on the slope, below every run's plateau, so every seed
 can reach it and the time resolves differences. The pilot's seeds are not in the sweep (it uses
 0..). The headline is the headline setting's paired time ratio to
-GRPO with its bootstrap interval; the JSON has every setting's, the null's, and the seeds a
+GRPO with its t interval; the JSON has every setting's, the null's, and the seeds a
 half-width of 0.15 would need. Runs land under results/runs/<task>/<hardware tag>/sweep-<budget>s;
 re-running continues.
 
@@ -32,6 +32,7 @@ re-running continues.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -73,12 +74,16 @@ if __name__ == "__main__":
     runs = [r for r in find_runs([str(root)]) if r.path.parent in wanted]
     groups = group(runs)
     if len(groups) != 1:
-        sys.exit(f"time_to_accuracy: expected the runs of one task on one kind of machine under {root}, "
-                 f"found {', '.join(f'{t} on {hw}' for t, hw in groups) or 'none'}")
-    (_, hw), found = next(iter(groups.items()))
+        sys.exit(f"time_to_accuracy: expected the runs of one task in one regime on one kind of machine under {root}, "
+                 f"found {', '.join(ss[0].section for ss in groups.values()) or 'none'}")
+    (_, _, hw), found = next(iter(groups.items()))
     by_label = {s.label: s for s in found}
     base = by_label["grpo"]
-    expected = {s.label: set(range(args.seeds)) for s in settings}
+    # the plan on record (compare.json: every seed any call asked for), or this call's
+    record = json.loads((root / "compare.json").read_text()) if (root / "compare.json").is_file() else {}
+    planned = sorted(set(record.get("seeds", [])) | set(range(args.seeds)))
+    redone = [r for r in record.get("redone", []) if not r.get("kept")]
+    expected = {s.label: set(planned) for s in settings}
     missing = {label: sorted(want - set(by_label[label].finals_by_seed()) if label in by_label else want)
                for label, want in expected.items()}
     missing = {k: v for k, v in missing.items() if v}
@@ -108,22 +113,28 @@ if __name__ == "__main__":
     subj = next(r for r in rows if r["setting"] == subject_label)
     subj_seeds, subj_ratio, _, subj_reached = paired(by_label[subject_label], base, target)
     need = seeds_for_half_width(subj_ratio, 0.15)
-    # a censored pair makes the ratio a bound, not a measurement: met only when every run got there
+    # a censored pair makes the ratio a bound, not a measurement: met only when every run got there,
+    # and only on the whole plan (no verdict from a sweep stopped when it looked good), >= 2 pairs
     all_reached = all(not s.run_times(target)[k].censored for s in (by_label[subject_label], base) for k in subj_seeds)
-    met = subj_ratio.value <= 0.60 and subj_ratio.hi < 1.0 and all_reached
+    met = (subj_ratio.value <= 0.60 and subj_ratio.hi < 1.0 and all_reached and not missing
+           and subj_ratio.pairs >= 2)
     how = (f"on {hw}: {subj['paired_seeds']} paired seeds x {len(found)} settings ({', '.join(by_label)}), {args.budget:g} s "
            f"of training each, seeds interleaved; target pass@1 {target:.3f} ({why}); geometric mean over seeds of "
-           f"time to target / GRPO's on the same seed, 95% bootstrap CI {subj_ratio.fmt()}; runs that reached the "
+           f"time to target / GRPO's on the same seed, 95% t CI {subj_ratio.fmt()}; runs that reached the "
            f"target (setting / GRPO): {subj_reached}; {nl[3] if nl else 'null'}: "
-           f"{null_ratio.fmt() if null_ratio else 'n/a'}; a half-width of 0.15 would need about {need} paired seeds"
-           + (f"; unfinished: {missing}" if missing else ""))
+           f"{null_ratio.fmt() if null_ratio else 'n/a'}; a half-width of 0.15 would need about {need} paired seeds "
+           f"(rough: from the spread of {subj_ratio.pairs} pairs)"
+           + (f"; {len(redone)} run(s) set aside and run again (CPU share < 0.95: something ran beside them; "
+              "compare.json 'redone')" if redone else "")
+           + (f"; unfinished of the {len(planned)} planned seeds: {missing}" if missing else ""))
     head = headline(f"{subject_label} time to the fixed target / GRPO's (paired)", round(subj_ratio.value, 3), how,
                     target="<= 0.60 with the CI's upper end < 1", met=met)
     head.update({"ci95": [round(subj_ratio.lo, 3), round(subj_ratio.hi, 3)], "seeds": subj_ratio.pairs,
                  "target_pass@1": target,
                  "null_ci95": [round(null_ratio.lo, 3), round(null_ratio.hi, 3)] if null_ratio else None,
                  "null_ratio": round(null_ratio.value, 3) if null_ratio else None, "null": nl[3] if nl else None,
-                 "reached_target_setting_grpo": subj_reached, "unfinished": missing,
+                 "reached_target_setting_grpo": subj_reached, "planned_seeds": planned, "unfinished": missing,
+                 "redone": redone,
                  "seeds_for_half_width_0.15": need})
     out = write("time_to_accuracy", {"task": args.task, "runs_hardware": hw, "budget_s": args.budget,
                                      "target_pass@1": target, "target_source": why, "baseline": "grpo",

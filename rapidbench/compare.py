@@ -9,7 +9,11 @@ Order: seed by seed, and within a seed the settings in an order shuffled per see
 so the machine's drift over a sweep falls on every setting alike: no setting is always first, or
 always after the same one; the order is recorded in compare.json. `--target` fixes the accuracy
 the report races to before any run starts: it is recorded in every run's config (`eval.target`)
-and in compare.json.
+and in compare.json, with the planned seeds (a plan grows with later calls, never shrinks).
+
+A finished run that got less than its share of the machine (harness.disturbed: something else ran
+beside it) is set aside under .disturbed/ and run once more, in its place in the order; a second
+such run is kept and flagged. compare.json's "redone" lists both, with the reason.
 
 An algorithm setting is a registered name with optional algo_args, e.g. `rapid:steps_per_generation=8`
 (directory `rapid-steps_per_generation8`, label "rapid (A=8)"). `grpo:replica=1` is the A/A null's
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rapidbench.config import preset_names
+from rapidbench.harness import disturbed
 from rapidbench.registry import ALGORITHMS
 
 
@@ -150,6 +155,35 @@ def _write_record(root: Path, record: dict) -> None:
     (root / "compare.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
+def _summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def _name(root: Path, out: Path) -> str:
+    return str(out.relative_to(root))
+
+
+def _redo(root: Path, out: Path, record: dict) -> str | None:
+    """Why a finished run is to be run again (harness.disturbed), unless it is already a second
+    attempt kept on the record; None for a run that is not finished."""
+    if not (out / "summary.json").is_file():
+        return None
+    kept = {r["run"] for r in record["redone"] if r.get("kept")}
+    return None if _name(root, out) in kept else disturbed(_summary(out))
+
+
+def _set_aside(root: Path, out: Path, why: str) -> dict:
+    """Move a disturbed run out of the comparison, kept under root/.disturbed/ (find_runs skips
+    hidden directories); returns its entry for compare.json's "redone"."""
+    dest = root / ".disturbed" / f"{out.parent.name}-{out.name}"
+    n = 1
+    while dest.exists():
+        dest, n = root / ".disturbed" / f"{out.parent.name}-{out.name}-{n}", n + 1
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(str(out), str(dest))
+    return {"run": _name(root, out), "reason": why, "set_aside": _name(root, dest)}
+
+
 def _recorded_target(root: Path) -> float | None:
     """The target a comparison under `root` was started with, if any."""
     return _read_record(root).get("target")
@@ -207,33 +241,46 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
         if "--resume" not in cmd:
             _check_config(cmd[cmd.index("--algo"):])
     _check_same_machine([out for _, _, out in todo])
-    record = {"task": task, "algos": [s.dirname for s in settings], "seeds": seeds, "time_budget": budget,
+    before = _read_record(root)
+    # The plan only grows (seeds asked for now and before): a verdict needs every planned seed.
+    record = {"task": task, "algos": [s.dirname for s in settings],
+              "seeds": sorted(set(seeds) | set(before.get("seeds", []))), "time_budget": budget,
               "eval_every_seconds": eval_every, "preset": DEFAULT_PRESET if preset is None else preset,
               "overrides": overrides or [], "launcher": launcher, "target": target,
-              "order": [f"{s.dirname}/seed{s.run_seed(seed)}" for s, seed, _ in todo]}
-    before = _read_record(root)
+              "order": [f"{s.dirname}/seed{s.run_seed(seed)}" for s, seed, _ in todo],
+              "redone": before.get("redone", [])}
     if not dry_run and not before:  # the target and the order are on record before the first run
         _write_record(root, {**record, "elapsed_s": 0.0})
     failed, ran, spent = [], 0, []
     t0 = time.monotonic()
-    left = [out for _, _, out in todo if not (out / "summary.json").is_file()]
+    left = [out for _, _, out in todo if not (out / "summary.json").is_file() or _redo(root, out, record)]
     for i, (setting, seed, out) in enumerate(todo, 1):
         head = f"[compare {i}/{len(todo)}] {setting.dirname} seed {setting.run_seed(seed)} -> {out}"
-        if (out / "summary.json").is_file():
+        if out not in left:
             print(f"{head}: done before, skipped", file=sys.stderr, flush=True)
             continue
-        cmd = run_command(setting, seed, out, task, budget, preset, eval_every, overrides or [], launcher, target)
         per_run = statistics.mean(spent) if spent else budget * 1.5  # a guess until a run has finished
         print(f"{head} | sweep: {_hms(time.monotonic() - t0)} elapsed, about {_hms(per_run * len(left))} left "
-              f"({len(left)} run(s))\n  $ {' '.join(cmd)}", file=sys.stderr, flush=True)
-        if dry_run:
-            continue
-        t_run = time.monotonic()
-        rc = subprocess.run(cmd).returncode
-        spent.append(time.monotonic() - t_run)
+              f"({len(left)} run(s))", file=sys.stderr, flush=True)
+        for attempt in (1, 2):  # a run something else slowed is run once more; a second such is kept, flagged
+            if (why := _redo(root, out, record)) and not dry_run:
+                record["redone"].append(_set_aside(root, out, why))
+                _write_record(root, {**record, "elapsed_s": (before or {}).get("elapsed_s", 0.0)})
+                print(f"{head}: {why} (something else ran beside it): set aside, run again", file=sys.stderr, flush=True)
+            cmd = run_command(setting, seed, out, task, budget, preset, eval_every, overrides or [], launcher, target)
+            print(f"  $ {' '.join(cmd)}", file=sys.stderr, flush=True)
+            if dry_run:
+                break
+            t_run = time.monotonic()
+            rc = subprocess.run(cmd).returncode
+            spent.append(time.monotonic() - t_run)
+            ran += 1
+            if rc != 0 or not _redo(root, out, record):
+                break
+            if attempt == 2:
+                record["redone"].append({"run": _name(root, out), "reason": disturbed(_summary(out)), "kept": True})
         left.remove(out)
-        ran += 1
-        if rc != 0:
+        if not dry_run and rc != 0:
             failed.append(f"{setting.dirname}/seed{setting.run_seed(seed)} (exit {rc})")
         elif not keep_checkpoints and (out / "summary.json").is_file():
             # a finished run's curves are its product; its final checkpoint is ~12 bytes/parameter

@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields, replace
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
+import scipy.optimize
 
 
 @dataclass(frozen=True)
@@ -139,19 +139,11 @@ def observations(config: dict, metrics: list[dict], P: float) -> dict[str, list]
 
 
 def _nonneg_lstsq(rows: list[list[float]], y: list[float]) -> list[float]:
-    """Least squares with every coefficient >= 0 (a cost is never negative), exactly: every subset
-    of columns is solved and the best fit whose coefficients are all >= 0 is kept. With <= 4
-    columns that is <= 16 small solves (scipy's nnls would do it too; it is not a dependency)."""
-    X, Y = np.array(rows, dtype=float), np.array(y, dtype=float)
-    best, best_err = np.zeros(X.shape[1]), float(np.sum(Y**2))
-    for k in range(1, X.shape[1] + 1):
-        for cols in combinations(range(X.shape[1]), k):
-            sol, *_ = np.linalg.lstsq(X[:, cols], Y, rcond=None)
-            err = float(np.sum((X[:, cols] @ sol - Y) ** 2))
-            if (sol >= 0).all() and err < best_err - 1e-15:
-                best, best_err = np.zeros(X.shape[1]), err
-                best[list(cols)] = sol
-    return [float(x) for x in best]
+    """Least squares with every coefficient >= 0 (a cost is never negative): scipy's NNLS, the
+    optimum, not free least squares clipped at 0 (which leaves the other coefficients where the
+    negative one had pulled them)."""
+    coef, _ = scipy.optimize.nnls(np.array(rows, dtype=float), np.array(y, dtype=float))
+    return [float(x) for x in coef]
 
 
 def fit(gen: list[tuple[int, float, float, float, float]], train: list[tuple[int, float, float, float, int, float]],

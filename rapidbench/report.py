@@ -60,6 +60,14 @@ class RunRecord:
         return self.summary["task"]
 
     @property
+    def regime(self) -> str:
+        """The preset family it ran in, when not the default short one: `{algo}-cpu-long` -> "cpu-long".
+        Runs of one task in two regimes (other options, other lengths) are two comparisons."""
+        preset, algo = self.config.get("preset") or "", self.summary["algo"]
+        family = preset[len(algo) + 1:] if preset.startswith(f"{algo}-") else preset
+        return "" if family in ("", "cpu") else family
+
+    @property
     def hw(self) -> str:
         """The machine class its times belong to (harness.hardware_tag)."""
         m = self.summary.get("machine")
@@ -80,14 +88,16 @@ class RunRecord:
 
 
 def find_runs(paths: list[str]) -> list[RunRecord]:
-    """Every directory under `paths` holding a finished run (summary.json), sorted by path."""
+    """Every directory under `paths` holding a finished run (summary.json), sorted by path; not
+    under hidden directories (compare's .disturbed/: runs set aside and run again)."""
     found: list[Path] = []
     for p in paths:
         root = Path(p)
         if (root / "summary.json").is_file():
             found.append(root)
         elif root.is_dir():
-            found.extend(s.parent for s in root.rglob("summary.json") if "checkpoints" not in s.parts)
+            found.extend(s.parent for s in root.rglob("summary.json")
+                         if "checkpoints" not in s.parts and not any(x.startswith(".") for x in s.relative_to(root).parts))
     runs = []
     for d in sorted(set(found)):
         runs.append(RunRecord(
@@ -133,6 +143,7 @@ class Setting:
     hw: str
     label: str
     runs: list[RunRecord] = field(default_factory=list)
+    regime: str = ""
 
     @property
     def algo(self) -> str:
@@ -145,8 +156,13 @@ class Setting:
 
     @property
     def section(self) -> str:
-        """What its table and plots are titled by: the task and the kind of machine."""
-        return f"{self.task} on {self.hw}"
+        """What its table and plots are titled by: the task (and regime) and the kind of machine."""
+        return f"{self.task}{f' ({self.regime})' if self.regime else ''} on {self.hw}"
+
+    @property
+    def stem(self) -> str:
+        """Its plots' file-name stem."""
+        return "-".join(x for x in (self.task, self.regime, self.hw) if x)
 
     def finals(self, metric: str = "pass@1") -> list[float]:
         return [r.evals[-1][metric] for r in self.runs if r.evals and metric in r.evals[-1]]
@@ -191,12 +207,13 @@ class Setting:
         return statistics.mean(vals) if vals else None
 
 
-def group(runs: list[RunRecord]) -> dict[tuple[str, str], list[Setting]]:
-    """(task, hardware tag) -> settings (sorted by label), each holding its runs (one per seed).
-    Runs made on different kinds of machine never share a table: their clocks do not compare."""
-    out: dict[tuple[str, str], dict[str, Setting]] = {}
+def group(runs: list[RunRecord]) -> dict[tuple[str, str, str], list[Setting]]:
+    """(task, regime, hardware tag) -> settings (sorted by label), each holding its runs (one per
+    seed). Runs made on different kinds of machine never share a table: their clocks do not compare."""
+    out: dict[tuple[str, str, str], dict[str, Setting]] = {}
     for r in runs:
-        out.setdefault((r.task, r.hw), {}).setdefault(r.label, Setting(r.task, r.hw, r.label)).runs.append(r)
+        by = out.setdefault((r.task, r.regime, r.hw), {})
+        by.setdefault(r.label, Setting(r.task, r.hw, r.label, regime=r.regime)).runs.append(r)
     return {key: [s for _, s in sorted(by.items())] for key, by in sorted(out.items())}
 
 
@@ -238,15 +255,21 @@ def accuracy_table(settings: list[Setting], ks: list[str]) -> str:
                          "steps", "train wall s", "s / step", "peak RSS GiB"])
 
 
+def _versus(times_a: dict, finals_a: dict, keys_a: list, times_b: dict, finals_b: dict, keys_b: list
+             ) -> tuple[Estimate, Estimate, str]:
+    """Run k of keys_a against run k of keys_b: time ratio, final-accuracy difference, 'reached' counts."""
+    ratio = time_ratio([times_a[k] for k in keys_a], [times_b[k] for k in keys_b])
+    diff = mean_difference([finals_a[k] for k in keys_a], [finals_b[k] for k in keys_b])
+    reached = f"{sum(not times_a[k].censored for k in keys_a)} / {sum(not times_b[k].censored for k in keys_b)}"
+    return ratio, diff, reached
+
+
 def paired(setting: Setting, baseline: Setting, target: float) -> tuple[list[int], Estimate, Estimate, str]:
     """Seeds both ran, the time ratio and final-accuracy difference over them, and 'reached' counts."""
     ts, tb = setting.run_times(target), baseline.run_times(target)
     fs, fb = setting.finals_by_seed(), baseline.finals_by_seed()
     seeds = sorted(set(ts) & set(tb) & set(fs) & set(fb))
-    ratio = time_ratio([ts[k] for k in seeds], [tb[k] for k in seeds])
-    diff = mean_difference([fs[k] for k in seeds], [fb[k] for k in seeds])
-    reached = f"{sum(not ts[k].censored for k in seeds)} / {sum(not tb[k].censored for k in seeds)}"
-    return seeds, ratio, diff, reached
+    return (seeds, *_versus(ts, fs, seeds, tb, fb, seeds))
 
 
 def null(baseline: Setting, target: float, settings: list[Setting] = ()) -> tuple[Estimate, Estimate, str, str] | None:
@@ -258,14 +281,10 @@ def null(baseline: Setting, target: float, settings: list[Setting] = ()) -> tupl
         _, ratio, diff, reached = paired(replica, baseline, target)
         return ratio, diff, reached, f"null: {replica.label} vs {baseline.label} (other seeds)"
     times, finals = baseline.run_times(target), baseline.finals_by_seed()
-    seeds = sorted(set(times) & set(finals))
-    a, b = halves(seeds)
+    a, b = halves(sorted(set(times) & set(finals)))
     if not a:
         return None
-    reached = f"{sum(not times[k].censored for k in a)} / {sum(not times[k].censored for k in b)}"
-    return (time_ratio([times[k] for k in a], [times[k] for k in b]),
-            mean_difference([finals[k] for k in a], [finals[k] for k in b]), reached,
-            f"null: {baseline.label} vs itself (seeds split in halves)")
+    return (*_versus(times, finals, a, times, finals, b), f"null: {baseline.label} vs itself (seeds split in halves)")
 
 
 def paired_table(settings: list[Setting], target: float, baseline: Setting) -> str:
@@ -296,6 +315,20 @@ def phase_table(settings: list[Setting]) -> str:
     return _table(rows, ["setting", "generation s", "grading s", "weight sync s", "training s", "other s",
                          "train wall s", "gen share", "train share", "policy forwards per trained sample",
                          "eval s (off clock)", "ckpt s (off clock)"])
+
+
+def regime_table(compared: list[tuple[Setting, float, list[Setting]]], subject: str) -> str:
+    """Each comparison's `subject` settings' time ratio beside the baseline's per-generation share
+    of its training clock (generation, grading, weight sync: the part a larger A can save)."""
+    rows = []
+    for base, target, settings in compared:
+        share = sum(base.share(k) for k in ("gen_s", "grade_s", "sync_s"))
+        for s in settings:
+            if s.algo == subject and not s.replica_of:
+                seeds, ratio, _, reached = paired(s, base, target)
+                rows.append([base.section, f"{100 * share:.0f}%", s.label, len(seeds), reached, ratio.fmt()])
+    return _table(rows, ["comparison", "baseline's generation + grading + sync share", "setting", "paired seeds",
+                         "reached target (setting / baseline)", "time to target / baseline's [95% CI]"])
 
 
 # -- the document ---------------------------------------------------------------------------------
@@ -363,10 +396,11 @@ def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: flo
     """The markdown document (and, with `plots`, the PNGs beside it in `out`)."""
     out = Path(out)
     doc = [HEADER.format(paths=" ".join(paths)), ""]
-    for (task, hw), settings in group(runs).items():
+    compared = []  # (baseline, target, settings) of every section with a paired table
+    for settings in group(runs).values():
         ks = sorted({k for s in settings for r in s.runs for k in (r.evals[-1] if r.evals else {})
                      if k.startswith("pass@")}, key=lambda k: int(k[5:]))
-        tgt, why, _ = choose_target(settings, subject, target) if any(s.finals() for s in settings) else (None, "", False)
+        tgt, why, fixed = choose_target(settings, subject, target) if any(s.finals() for s in settings) else (None, "", False)
         originals = [s for s in settings if not s.replica_of]
         base = next((s for s in originals if s.label == baseline or s.algo == baseline), None)
         if base is None:
@@ -380,19 +414,31 @@ def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: flo
                     "stays at or above it; a run that never reaches it counts its whole training "
                     "time (censored: a ratio is then a bound, see \"reached\"). Ratios are geometric means over "
                     f"the seeds both settings ran of time / {base.label}'s time on the same seed; differences are "
-                    "means of paired differences; intervals are 95% percentile bootstraps over seeds. The null row "
+                    "means of paired differences; intervals are paired Student-t 95% intervals over seeds (of "
+                    "the mean log ratio, of the mean difference). The null row "
                     f"compares {base.label} with itself on other seeds (its replicate where the comparison ran one): "
-                    "a ratio inside its interval is not told from noise (`rapidbench/stats.py`).", "", paired_table(settings, tgt, base), ""]
+                    "it checks the machinery, and its interval should cover 1; each ratio is judged by its own "
+                    "interval against 1 (`rapidbench/stats.py`).", "",
+                    paired_table(settings, tgt, base), ""]
+            if fixed:  # a target chosen after the runs is not evidence beside one fixed before
+                compared.append((base, tgt, settings))
         doc += ["### Where the training time goes (mean seconds per run)", "", phase_table(settings), ""]
         if plots:
             from rapidbench.plots import accuracy_plot, phase_plot, reward_plot
 
             out.mkdir(parents=True, exist_ok=True)
-            stem = f"{task}-{hw}"
+            stem = settings[0].stem
             figs = [accuracy_plot(settings, tgt, out / f"{stem}_accuracy.png", base),
                     reward_plot(settings, out / f"{stem}_reward.png", base),
                     phase_plot(settings, out / f"{stem}_phases.png")]
             doc += [f"![{f.stem}]({f.name})" for f in figs] + [""]
+    if any(s.algo == subject and not s.replica_of for _, _, ss in compared for s in ss):
+        doc += [f"## {subject}'s time ratio against the generation share", "",
+                f"{subject} turns A generations into one A times larger: per step it can only save time in "
+                "generation, grading and weight sync, so its per-step gain is bounded by their share of the "
+                "baseline's training clock; time to target also depends on what each step teaches "
+                "(`benchmarks/cost_model.py` predicts the per-step part). Comparisons with a target fixed "
+                "before their runs only.", "", regime_table(compared, subject), ""]
     doc += _bench_section(out)
     if (out / "ANALYSIS.md").is_file():
         doc += ["## Analysis", "", "What these numbers say and why: [ANALYSIS.md](ANALYSIS.md) (hand-written).", ""]

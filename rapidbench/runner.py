@@ -150,7 +150,7 @@ class Run:
                 part = mine[start : start + piece]
                 self.progress.line(f"step {step} | eval {start}/{len(mine)} problems x {n} | {time.perf_counter() - t0:.0f}s")
                 # The run's seed is in it: seeds of one setting draw independently, as the
-                # bootstrap over seeds assumes (with a shared draw, all start at the same pass@1).
+                # interval over seeds assumes (with a shared draw, all start at the same pass@1).
                 comps = self.sampler.generate([self.prompt_ids(p) for p in part], n, params,
                                               seed=self.cfg.seed * 999_983 + 10_007 + step + 7919 * start)
                 grades = self.task.grade_many([part[c.prompt_index] for c in comps], [c.text for c in comps])

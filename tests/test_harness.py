@@ -104,3 +104,31 @@ def test_hardware_tag_names_the_machine_class():
     if not torch.cuda.is_available():
         assert hardware_tag() == f"{vendor}-{isa}-{os.cpu_count()}c"
     assert machine_info()["cores"] == os.cpu_count()
+
+
+def test_a_run_something_else_ran_beside_is_called_disturbed():
+    """From the load record: other processes' CPU seconds over the run's wall time (busy_s - cpu_s),
+    or, in records from before busy_s, the share of the cores a run that fills them got."""
+    from rapidbench.harness import LoadMeter, disturbed
+
+    cpu = {"cpu": "AMD EPYC", "cores": 2}
+    alone = {"load": {"wall_s": 300.0, "cpu_s": 580.0, "busy_s": 590.0}, "machine": cpu}  # 0.03 cores of others
+    beside = {"load": {"wall_s": 300.0, "cpu_s": 560.0, "busy_s": 599.0}, "machine": cpu}  # 0.13 cores
+    assert disturbed(alone) is None and disturbed(beside) == "other processes used 0.13 cores > 0.1"
+    # older records: a 2-core run's own share, 0.93 of the cores, is below 0.95
+    assert disturbed({"load": {"wall_s": 300.0, "cpu_s": 558.0}, "machine": cpu}) == "CPU share 0.930 < 0.95"
+    assert disturbed({"load": {"wall_s": 300.0, "cpu_s": 585.0}, "machine": cpu}) is None
+    # no record, or GPUs doing the work: not judged
+    assert disturbed({"machine": cpu}) is None
+    assert disturbed({**beside, "machine": {**cpu, "gpus": 4}}) is None
+    # the meter itself: a process that only sleeps, and a busy child process beside it counted as others
+    import subprocess
+    import sys
+
+    meter = LoadMeter()
+    spin = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"])
+    time.sleep(2.0)
+    rec = meter.summary()  # the child is not waited for yet: its CPU is not this process's
+    spin.wait()
+    if rec["busy_s"] is not None:  # None where /proc/stat is a bigger host's
+        assert rec["busy_s"] - rec["cpu_s"] >= 1.0 and disturbed({"load": rec, "machine": cpu})

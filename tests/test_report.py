@@ -89,7 +89,7 @@ def tables(doc: str) -> list[dict[str, dict[str, str]]]:
 def test_report_tables_from_hand_made_runs(tmp_path):
     root = make_runs(tmp_path / "runs")
     runs = find_runs([str(root)])
-    assert len(runs) == 6 and [s.label for s in group(runs)["arith", "amd-avx2-2c"]] == ["grpo", "ppo", "rapid (A=4)"]
+    assert len(runs) == 6 and [s.label for s in group(runs)["arith", "", "amd-avx2-2c"]] == ["grpo", "ppo", "rapid (A=4)"]
     doc = build_report(runs, tmp_path, [str(root)], plots=False)
     # no target fixed before the runs: the best baseline's final mean (grpo 0.5, not ppo 0.4), flagged
     assert "Target: pass@1 = 0.500, CHOSEN AFTER THE RUNS: the best baseline's final mean pass@1 (grpo)" in doc
@@ -99,12 +99,13 @@ def test_report_tables_from_hand_made_runs(tmp_path):
     assert acc["rapid (A=4)"]["pass@4 final"] == "1.000 ± 0.000" and acc["ppo"]["seeds"] == "2"
     assert acc["grpo"]["peak RSS GiB"] == "2.00" and acc["grpo"]["s / step"] == "9.6"
     # rapid reaches 0.5 at 50 s (seed 0) and 50 + 0.05/0.1 * 50 = 75 s (seed 1); grpo at 100 s on both:
-    # paired ratios 0.5 and 0.75, geometric mean sqrt(0.375) = 0.61; with two seeds the bootstrap's
-    # resamples are {0.5, 0.5}, {0.5, 0.75}, {0.75, 0.75}: interval [0.50, 0.75]
+    # paired ratios 0.5 and 0.75, geometric mean sqrt(0.375) = 0.61; with two seeds the t interval
+    # is mean log +- t(1) * |log 0.5 - log 0.75| / 2 = -0.490 +- 12.706 * 0.203: [0.05, 8.05];
+    # final pass@1 differences 0.1 and 0.05: 0.075 +- 12.706 * 0.025 = [-0.243, +0.393]
     time_col, diff_col = "time to target / grpo's [95% CI]", "final pass@1 - baseline's [95% CI]"
     r, p = paired["rapid (A=4)"], paired["ppo"]
     assert r["paired seeds"] == "2" and r["reached target (setting / grpo)"] == "2 / 2"
-    assert r[time_col] == "0.61 [0.50, 0.75]" and r[diff_col] == "+0.075 [+0.050, +0.100]"
+    assert r[time_col] == "0.61 [0.05, 8.05]" and r[diff_col] == "+0.075 [-0.243, +0.393]"
     # ppo never reaches 0.5: censored at its whole training time, 96 s of grpo's 100 s, a lower bound
     assert p["reached target (setting / grpo)"] == "0 / 2" and p[time_col] == "0.96 [0.96, 0.96]"
     # the null: grpo's seed 0 against its seed 1, one pair, no interval
@@ -130,11 +131,12 @@ def test_the_null_pairs_the_baseline_with_its_replicate_by_base_seed(tmp_path):
                                                    "pair_seed": seed}))
         summary = json.loads((d / "summary.json").read_text())
         (d / "summary.json").write_text(json.dumps({**summary, "algo": "grpo"}))
-    _, paired, _ = tables(build_report(find_runs([str(root)]), tmp_path, [str(root)], target=0.5, plots=False))
+    _, paired, _, _ = tables(build_report(find_runs([str(root)]), tmp_path, [str(root)], target=0.5, plots=False))
     assert "grpo [replica 1]" not in paired  # it is the null row, not a setting under test
     nl = paired["null: grpo [replica 1] vs grpo (other seeds)"]
-    # paired by base seed: 80/100 and 125/100, geometric mean sqrt(1.0) = 1.00, interval [0.80, 1.25]
-    assert nl["paired seeds"] == "2" and nl["time to target / grpo's [95% CI]"] == "1.00 [0.80, 1.25]"
+    # paired by base seed: 80/100 and 125/100, geometric mean sqrt(1.0) = 1.00, interval
+    # exp(+-t(1) * log 1.25) = exp(+-2.835): [0.06, 17.04]
+    assert nl["paired seeds"] == "2" and nl["time to target / grpo's [95% CI]"] == "1.00 [0.06, 17.04]"
 
 
 def test_a_target_recorded_in_the_runs_is_used_and_called_fixed(tmp_path):
@@ -237,6 +239,27 @@ def test_compare_plan_skips_finished_and_resumes_started(tmp_path):
     assert r.returncode == 2 and "started with --target 0.6" in r.stderr
 
 
+def test_runs_of_one_task_in_two_regimes_are_two_comparisons(tmp_path):
+    """The long-completion presets ({algo}-cpu-long) run the same task with other options: their runs
+    get their own section and plots, the default presets' keep the plain title."""
+    make_runs(tmp_path / "short")
+    for algo in ("grpo", "rapid"):
+        d = fake_run(tmp_path / "long", algo, 0, [(0.0, 0.1), (100.0, 0.3)], a=4 if algo == "rapid" else None)
+        cfg = json.loads((d / "config.json").read_text())
+        (d / "config.json").write_text(json.dumps({**cfg, "preset": f"{algo}-cpu-long"}))
+    runs = find_runs([str(tmp_path)])
+    assert list(group(runs)) == [("arith", "", "amd-avx2-2c"), ("arith", "cpu-long", "amd-avx2-2c")]
+    assert "time ratio against the generation share" not in build_report(runs, tmp_path, [str(tmp_path)], plots=False)
+    doc = build_report(runs, tmp_path, [str(tmp_path)], target=0.5, plots=True)  # only fixed targets: given here
+    assert "## arith on amd-avx2-2c" in doc and "## arith (cpu-long) on amd-avx2-2c" in doc
+    assert (tmp_path / "arith-cpu-long-amd-avx2-2c_accuracy.png").is_file() and (tmp_path / "arith-amd-avx2-2c_accuracy.png").is_file()
+    # RAPID's ratio beside the baseline's per-generation share, one row per comparison: (30 + 1 + 2) / 96 s
+    regimes = doc.split("## rapid's time ratio against the generation share")[1].split("\n## ")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in regimes.splitlines() if line.startswith("| ")]
+    assert [r[:4] for r in rows[1:]] == [["arith on amd-avx2-2c", "34%", "rapid (A=4)", "2"],
+                                         ["arith (cpu-long) on amd-avx2-2c", "34%", "rapid (A=4)", "1"]]
+
+
 def test_runs_of_different_machines_are_kept_apart(tmp_path):
     """Wall-clock curves from two kinds of machine never share a table, and compare will not mix them."""
     from rapidbench.harness import hardware_tag, machine_info
@@ -245,7 +268,7 @@ def test_runs_of_different_machines_are_kept_apart(tmp_path):
     make_runs(tmp_path / "a")
     fake_run(tmp_path / "b", "grpo", 0, [(0.0, 0.3), (10.0, 0.9)], machine=other)
     runs = find_runs([str(tmp_path)])
-    assert list(group(runs)) == [("arith", "amd-avx2-2c"), ("arith", "cpu-avx2-64c")]
+    assert list(group(runs)) == [("arith", "", "amd-avx2-2c"), ("arith", "", "cpu-avx2-64c")]
     doc = build_report(runs, tmp_path, [str(tmp_path)], plots=False)
     assert "## arith on amd-avx2-2c" in doc and "## arith on cpu-avx2-64c" in doc
     assert "Machine: AMD EPYC, 2 cores, AVX2, Python 3.11.7. Trainer dtype float32." in doc
@@ -276,6 +299,23 @@ def test_compare_then_report_end_to_end(tmp_path):
     from rapidbench.harness import hardware_tag
 
     assert "rapid (A=2)" in r.stdout and (tmp_path / "runs" / f"arith-{hardware_tag()}_accuracy.png").is_file()
+    # a finished run something else ran beside (its load record says so) is set aside and run again
+    done = tmp_path / "runs" / "grpo" / "seed0" / "summary.json"
+    summary = json.loads(done.read_text())
+    load = summary["load"]
+    done.write_text(json.dumps({**summary, "load": {**load, "busy_s": load["cpu_s"] + load["wall_s"]}}))  # 1 core of others
+    r = rb("compare", "--task", "arith", "--algos", "grpo,rapid:steps_per_generation=2", "--seeds", "1",
+           "--time-budget", "3", "--eval-every", "1", "--output", str(tmp_path / "runs"), "--preset", "",
+           "model=tiny-random", "sampler=hf", "max_steps=2", "progress=false", "generation.max_new_tokens=8",
+           "eval.num_problems=4", "eval.n_samples=2", "eval.k=[1,2]", "algo_args.group_size=2",
+           "algo_args.prompts_per_step=2", timeout=1200)
+    assert r.returncode == 0, r.stderr[-3000:]
+    redone = json.loads((tmp_path / "runs" / "compare.json").read_text())["redone"]
+    assert {"run": "grpo/seed0", "reason": "other processes used 1.00 cores > 0.1",
+            "set_aside": ".disturbed/grpo-seed0"} in redone
+    assert (tmp_path / "runs" / ".disturbed" / "grpo-seed0" / "summary.json").is_file() and done.is_file()
+    assert "done before, skipped" in r.stderr  # the undisturbed rapid run stays
+    assert len(find_runs([str(tmp_path / "runs")])) == 2  # the set-aside run is out of every table
 
 
 def test_benchmark_headlines_are_listed_per_machine(tmp_path):
