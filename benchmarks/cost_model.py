@@ -14,7 +14,7 @@ compares with what it measured. Writes results/bench/<tag>/cost_model.json (the 
 `rapidbench predict` reads, with each calibration run's per-generation share of a step); the last
 line is the worst relative error of the prediction.
 
-    python benchmarks/cost_model.py [--model smollm2-135m]
+    python benchmarks/cost_model.py [--model smollm2-135m] [--check-only]
 """
 
 from __future__ import annotations
@@ -129,9 +129,21 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--check-only", action="store_true",
+                    help="keep this machine's calibration (results/bench/<tag>/cost_model.json); check it against "
+                         "the runs finished since")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="rapidbench-costmodel-") as tmp:
-        cal, measured = calibrate(args.model, Path(tmp))
+    if args.check_only:
+        from rapidbench.costmodel import Calibration
+        from rapidbench.harness import hardware_tag
+
+        path = ROOT / "results" / "bench" / hardware_tag() / "cost_model.json"
+        if not path.is_file():
+            sys.exit(f"cost_model: no calibration at {path}: run without --check-only first")
+        cal, measured = Calibration.load(path), json.loads(path.read_text())["measurements"]
+    else:
+        with tempfile.TemporaryDirectory(prefix="rapidbench-costmodel-") as tmp:
+            cal, measured = calibrate(args.model, Path(tmp))
     print("calibration", cal, flush=True)
     rows, skipped = check_runs(cal)
     worst = max((abs(r["error"]) for r in rows), default=None)
