@@ -174,13 +174,14 @@ def _redo(root: Path, out: Path, record: dict) -> str | None:
 
 def _set_aside(root: Path, out: Path, why: str) -> dict:
     """Move a disturbed run out of the comparison, kept under root/.disturbed/ (find_runs skips
-    hidden directories); returns its entry for compare.json's "redone"."""
+    hidden directories) without its checkpoints; returns its entry for compare.json's "redone"."""
     dest = root / ".disturbed" / f"{out.parent.name}-{out.name}"
     n = 1
     while dest.exists():
         dest, n = root / ".disturbed" / f"{out.parent.name}-{out.name}-{n}", n + 1
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(out), str(dest))
+    shutil.rmtree(dest / "checkpoints", ignore_errors=True)
     return {"run": _name(root, out), "reason": why, "set_aside": _name(root, dest)}
 
 

@@ -41,7 +41,7 @@ class RunRecord:
         if self.config.get("label"):
             return self.config["label"]
         a = self.config.get("algo_args") or {}
-        if "steps_per_generation" in a:
+        if "steps_per_generation" in a and (a["steps_per_generation"] != 1 or self.summary["algo"] == "rapid"):
             return f"{self.summary['algo']} (A={a['steps_per_generation']})"
         return self.summary["algo"]
 
@@ -407,7 +407,8 @@ def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: flo
             base = next((s for s in originals if s.algo != subject), None)  # the named one is absent
         doc += [f"## {settings[0].section}", "", *_describe_runs(settings, out),
                 "### Final accuracy (held-out; mean ± std over seeds)", "", accuracy_table(settings, ks), ""]
-        if tgt is not None and base is not None:
+        others = [s for s in settings if s is not base and s.replica_of != getattr(base, "label", None)]
+        if tgt is not None and base is not None and (others or null(base, tgt, settings)):
             doc += ["### Time to target, paired by seed", "",
                     f"Target: pass@1 = {tgt:.3f}, {why}. Each run's time to the target is read off its own "
                     "curve (linear between evaluations), where it reaches the target and the next evaluation "

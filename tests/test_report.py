@@ -314,6 +314,7 @@ def test_compare_then_report_end_to_end(tmp_path):
     assert {"run": "grpo/seed0", "reason": "other processes used 1.00 cores > 0.1",
             "set_aside": ".disturbed/grpo-seed0"} in redone
     assert (tmp_path / "runs" / ".disturbed" / "grpo-seed0" / "summary.json").is_file() and done.is_file()
+    assert not (tmp_path / "runs" / ".disturbed" / "grpo-seed0" / "checkpoints").exists()
     assert "done before, skipped" in r.stderr  # the undisturbed rapid run stays
     assert len(find_runs([str(tmp_path / "runs")])) == 2  # the set-aside run is out of every table
 
