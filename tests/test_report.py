@@ -284,11 +284,15 @@ def test_runs_of_different_machines_are_kept_apart(tmp_path):
 
 def test_compare_then_report_end_to_end(tmp_path):
     """Two real (tiny) runs through `compare`, then `report` over them."""
-    r = rb("compare", "--task", "arith", "--algos", "grpo,rapid:steps_per_generation=2", "--seeds", "1",
-           "--time-budget", "3", "--eval-every", "1", "--output", str(tmp_path / "runs"), "--preset", "",
-           "model=tiny-random", "sampler=hf", "max_steps=2", "progress=false", "generation.max_new_tokens=8",
-           "eval.num_problems=4", "eval.n_samples=2", "eval.k=[1,2]", "algo_args.group_size=2",
-           "algo_args.prompts_per_step=2", timeout=1200)
+
+    def compare():
+        return rb("compare", "--task", "arith", "--algos", "grpo,rapid:steps_per_generation=2", "--seeds", "1",
+                  "--time-budget", "3", "--eval-every", "1", "--output", str(tmp_path / "runs"), "--preset", "",
+                  "model=tiny-random", "sampler=hf", "max_steps=2", "progress=false", "generation.max_new_tokens=8",
+                  "eval.num_problems=4", "eval.n_samples=2", "eval.k=[1,2]", "algo_args.group_size=2",
+                  "algo_args.prompts_per_step=2", timeout=1200)
+
+    r = compare()
     assert r.returncode == 0, r.stderr[-3000:]
     for d in ("grpo/seed0", "rapid-steps_per_generation2/seed0"):
         assert (tmp_path / "runs" / d / "summary.json").is_file()
@@ -304,11 +308,7 @@ def test_compare_then_report_end_to_end(tmp_path):
     summary = json.loads(done.read_text())
     load = summary["load"]
     done.write_text(json.dumps({**summary, "load": {**load, "busy_s": load["cpu_s"] + load["wall_s"]}}))  # 1 core of others
-    r = rb("compare", "--task", "arith", "--algos", "grpo,rapid:steps_per_generation=2", "--seeds", "1",
-           "--time-budget", "3", "--eval-every", "1", "--output", str(tmp_path / "runs"), "--preset", "",
-           "model=tiny-random", "sampler=hf", "max_steps=2", "progress=false", "generation.max_new_tokens=8",
-           "eval.num_problems=4", "eval.n_samples=2", "eval.k=[1,2]", "algo_args.group_size=2",
-           "algo_args.prompts_per_step=2", timeout=1200)
+    r = compare()
     assert r.returncode == 0, r.stderr[-3000:]
     redone = json.loads((tmp_path / "runs" / "compare.json").read_text())["redone"]
     assert {"run": "grpo/seed0", "reason": "other processes used 1.00 cores > 0.1",
