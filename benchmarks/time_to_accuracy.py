@@ -32,7 +32,6 @@ re-running continues.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -48,7 +47,7 @@ PILOT_TARGETS = {"arith": 0.75}  # fixed before the sweep; see the docstring
 if __name__ == "__main__":
     from common import headline, write
 
-    from rapidbench.compare import compare, parse_settings
+    from rapidbench.compare import compare, parse_settings, read_record
     from rapidbench.harness import hardware_tag
     from rapidbench.report import choose_target, find_runs, group, null, paired
     from rapidbench.stats import seeds_for_half_width
@@ -80,7 +79,7 @@ if __name__ == "__main__":
     by_label = {s.label: s for s in found}
     base = by_label["grpo"]
     # the plan on record (compare.json: every seed any call asked for), or this call's
-    record = json.loads((root / "compare.json").read_text()) if (root / "compare.json").is_file() else {}
+    record = read_record(root)
     planned = sorted(set(record.get("seeds", [])) | set(range(args.seeds)))
     redone = [r for r in record.get("redone", []) if not r.get("kept")]
     expected = {s.label: set(planned) for s in settings}
@@ -124,8 +123,8 @@ if __name__ == "__main__":
            f"target (setting / GRPO): {subj_reached}; {nl[3] if nl else 'null'}: "
            f"{null_ratio.fmt() if null_ratio else 'n/a'}; a half-width of 0.15 would need about {need} paired seeds "
            f"(rough: from the spread of {subj_ratio.pairs} pairs)"
-           + (f"; {len(redone)} run(s) set aside and run again (CPU share < 0.95: something ran beside them; "
-              "compare.json 'redone')" if redone else "")
+           + (f"; {len(redone)} run(s) set aside and run again (harness.disturbed: something ran beside them; "
+              "reasons in compare.json 'redone')" if redone else "")
            + (f"; unfinished of the {len(planned)} planned seeds: {missing}" if missing else ""))
     head = headline(f"{subject_label} time to the fixed target / GRPO's (paired)", round(subj_ratio.value, 3), how,
                     target="<= 0.60 with the CI's upper end < 1", met=met)

@@ -186,7 +186,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     base = Setting(1, args.B, args.G, args.prompt_tokens, args.completion_tokens, not args.sampler_old_logprobs,
-                   args.longest_tokens or args.completion_tokens)
+                   args.longest_tokens or 0.0)  # 0: Setting.longest falls back to the mean
     rows = []
     for a in args.A:
         s = replace(base, A=a)

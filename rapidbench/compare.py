@@ -143,7 +143,8 @@ def _beside_python(argv: list[str]) -> list[str]:
     return argv
 
 
-def _read_record(root: Path) -> dict:
+def read_record(root: Path) -> dict:
+    """compare.json under `root` ({} where there is none)."""
     try:
         return json.loads((root / "compare.json").read_text())
     except (OSError, ValueError):
@@ -187,7 +188,7 @@ def _set_aside(root: Path, out: Path, why: str) -> dict:
 
 def _recorded_target(root: Path) -> float | None:
     """The target a comparison under `root` was started with, if any."""
-    return _read_record(root).get("target")
+    return read_record(root).get("target")
 
 
 def _hms(seconds: float) -> str:
@@ -242,7 +243,7 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
         if "--resume" not in cmd:
             _check_config(cmd[cmd.index("--algo"):])
     _check_same_machine([out for _, _, out in todo])
-    before = _read_record(root)
+    before = read_record(root)
     # The plan only grows (seeds asked for now and before): a verdict needs every planned seed.
     record = {"task": task, "algos": [s.dirname for s in settings],
               "seeds": sorted(set(seeds) | set(before.get("seeds", []))), "time_budget": budget,
@@ -276,10 +277,10 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
             rc = subprocess.run(cmd).returncode
             spent.append(time.monotonic() - t_run)
             ran += 1
-            if rc != 0 or not _redo(root, out, record):
+            if rc != 0 or not (why := _redo(root, out, record)):
                 break
             if attempt == 2:
-                record["redone"].append({"run": _name(root, out), "reason": disturbed(_summary(out)), "kept": True})
+                record["redone"].append({"run": _name(root, out), "reason": why, "kept": True})
         left.remove(out)
         if not dry_run and rc != 0:
             failed.append(f"{setting.dirname}/seed{setting.run_seed(seed)} (exit {rc})")

@@ -151,7 +151,7 @@ class LoadMeter:
     trusting its wall-clock."""
 
     def __init__(self):
-        self.t0, self.cpu0, self.steal0, self.busy0 = time.monotonic(), self._cpu(), self._steal(), self._busy()
+        self.t0, self.cpu0, (self.steal0, self.busy0) = time.monotonic(), self._cpu(), self._stat()
         self.load0 = os.getloadavg()[0]
 
     @staticmethod
@@ -160,33 +160,24 @@ class LoadMeter:
         return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
     @staticmethod
-    def _cpu_line() -> list[int] | None:
-        try:  # /proc/stat's "cpu" line: user nice system idle iowait irq softirq steal ..., clock ticks
-            return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        except (OSError, ValueError):
-            return None
-
-    @classmethod
-    def _steal(cls) -> float | None:
-        f = cls._cpu_line()
-        return None if f is None or len(f) < 8 else f[7] / os.sysconf("SC_CLK_TCK")
-
-    @classmethod
-    def _busy(cls) -> float | None:
-        """CPU seconds every process on the machine has run (not idle, not waiting for I/O); None
-        where /proc/stat counts more CPUs than this process may use (a container's view of a
-        bigger host: others' work there is not beside this run)."""
-        f = cls._cpu_line()
+    def _stat() -> tuple[float | None, float | None]:
+        """(steal, busy) CPU seconds of the whole machine so far, from one read of /proc/stat's "cpu"
+        line (user nice system idle iowait irq softirq steal, clock ticks). busy: every process's
+        time, not idle or waiting for I/O; None where /proc/stat counts more CPUs than this process
+        may use (a container's view of a bigger host: others' work there is not beside this run)."""
         try:
-            cpus = sum(1 for line in Path("/proc/stat").read_text().splitlines() if line[:3] == "cpu" and line[3:4].isdigit())
-        except OSError:
-            return None
-        if f is None or len(f) < 7 or cpus != len(os.sched_getaffinity(0)):
-            return None
-        return (sum(f[:3]) + f[5] + f[6]) / os.sysconf("SC_CLK_TCK")
+            lines = Path("/proc/stat").read_text().splitlines()
+            f = [int(x) for x in lines[0].split()[1:9]]
+        except (OSError, IndexError, ValueError):
+            return None, None
+        tick = os.sysconf("SC_CLK_TCK")
+        cpus = sum(1 for line in lines if line[:3] == "cpu" and line[3:4].isdigit())
+        steal = f[7] / tick if len(f) >= 8 else None
+        busy = (sum(f[:3]) + f[5] + f[6]) / tick if len(f) >= 7 and cpus == len(os.sched_getaffinity(0)) else None
+        return steal, busy
 
     def summary(self) -> dict[str, float | None]:
-        wall, steal, busy = time.monotonic() - self.t0, self._steal(), self._busy()
+        wall, (steal, busy) = time.monotonic() - self.t0, self._stat()
         return {"wall_s": round(wall, 1), "cpu_s": round(self._cpu() - self.cpu0, 1),
                 "busy_s": None if busy is None or self.busy0 is None else round(busy - self.busy0, 1),
                 "loadavg_start": round(self.load0, 2), "loadavg_end": round(os.getloadavg()[0], 2),
