@@ -6,7 +6,10 @@ long-completion (`*-cpu-long`) regime; their per-step metrics (generation time w
 generation's mean and longest completion, training time with and without a pi_old pass, grading,
 sync) are fitted by rapidbench.costmodel. Short runs, not a grid of fixed shapes: a run's shapes
 change every step, and timing one shape over and over measured warmer kernels than any run sees
-(the first version did, and over-predicted training by ~35%). ~6 minutes on 2 cores.
+(the first version did, and over-predicted training by ~35%). ~6 minutes on 2 cores. The
+calibration committed for amd-avx512bf16-2c ran `*-cpu-long` when it was one-digit a+b with the
+working asked for (4 prompts of ~130 tokens per step); the `count` task that preset runs now (one
+prompt per step) is checked, not calibrated on.
 
 Check: predicts the seconds per step of every finished run under results/runs/*/<this machine's
 tag>/ from its own settings (A, B, G, mean prompt length, mean and longest completion) and

@@ -3,6 +3,8 @@
 Difficulty is tuned for SmolLM2-135M-Instruct so that sampled accuracy starts around 20-50% with
 many problems getting mixed right/wrong outcomes within a group (the signal group-baseline RL
 needs). Level 1 = one-digit a+b and a*b (the default); level 2 = two-digit a+b and a-b (harder).
+`terms` > 2 turns each sum into a chain of that many numbers (a+b+c...), a problem with steps; the
+embedded model gets 4-6% of three-term sums right, asked for the working or not (task_probe-long-task).
 Held-out problems use (a, op, b) triples never seen in training, so evaluation measures more than
 memorisation of the training set.
 """
@@ -33,6 +35,12 @@ _TEMPLATES = {
         "Multiply {a} by {b}.",
     ],
 }
+# Sums of more than two numbers (`terms` > 2): {nums} is "3, 5 and 2", {expr} is "3 + 5 + 2".
+_CHAIN_TEMPLATES = [
+    "What is {expr}?",
+    "Add {nums}.",
+    "{name} gets {nums} {thing}s on {k} days. How many {thing}s is that in total?",
+]
 _NAMES = ["Tom", "Ana", "Li", "Sam", "Mia", "Omar", "Eva", "Raj"]
 _THINGS = ["apple", "pen", "book", "coin", "card", "ball"]
 _LEVELS = {1: [("+", 1), ("*", 1)], 2: [("+", 2), ("-", 2)]}
@@ -57,12 +65,14 @@ class ArithOptions(TaskOptions):
     test_size: int = 200
     test_fraction: float = 0.3  # share of (a, op, b) triples held out for testing
     ops: list[str] = field(default_factory=lambda: ["+", "-", "*"])  # keep only these operations of the levels
-    suffix: str = " Reply with the number only."  # the long-completion presets ask for the working instead
+    suffix: str = " Reply with the number only."  # asked for the working, ~140-token answers it learns to drop
+    terms: int = 2  # numbers in each sum; > 2 makes the sums chains (multiplication stays a*b)
 
 
-def _is_test_triple(a: int, op: str, b: int, fraction: float) -> bool:
+def _held_out(a: int, op: str, b: int | tuple[int, ...], fraction: float) -> bool:
     # A stable hash, not Python's randomised one: the split must not change between processes.
-    h = int(hashlib.sha256(f"{a}{op}{b}".encode()).hexdigest()[:8], 16)
+    key = f"{a}{op}{b}" if isinstance(b, int) else f"{a}{op}{op.join(map(str, b))}"
+    h = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
     return (h % 10_000) < fraction * 10_000
 
 
@@ -79,6 +89,8 @@ class Arith(Task):
             raise ValueError(f"arith: unknown level {bad or '[]'}; valid levels: {sorted(_LEVELS)}")
         if not [k for lv in options.levels for k in _LEVELS[lv] if k[0] in options.ops]:
             raise ValueError(f"arith: levels {options.levels} have no operation among ops {options.ops}")
+        if options.terms < 2:
+            raise ValueError(f"arith: terms={options.terms}; a sum needs at least 2 numbers (terms: 2 or more)")
         # The data seed is fixed, not the run seed: every run and algorithm sees the same problems.
         self._train = self._generate("train", options.train_size, data_seed=1234)
         self._test = self._generate("test", options.test_size, data_seed=4321)
@@ -92,15 +104,28 @@ class Arith(Task):
             op, digits = rng.choice(kinds)
             lo, hi = (1, 9) if digits == 1 else (10, 99)
             a, b = rng.randint(lo, hi), rng.randint(lo, hi)
+            if op == "+" and self.options.terms > 2:
+                out += self._chain(rng, split, len(out), (a, b, *(rng.randint(lo, hi) for _ in range(self.options.terms - 2))))
+                continue
             if op == "-" and b > a:
                 a, b = b, a
-            if _is_test_triple(a, op, b, self.options.test_fraction) != want_test:
+            if _held_out(a, op, b, self.options.test_fraction) != want_test:
                 continue
             text = rng.choice(_TEMPLATES[op]).format(a=a, b=b, name=rng.choice(_NAMES), thing=rng.choice(_THINGS))
             answer = {"+": a + b, "-": a - b, "*": a * b}[op]
             out.append(Problem(id=f"{split}-{len(out)}", prompt=text + self.options.suffix, answer=answer,
                                meta={"a": a, "b": b, "op": op}))
         return out
+
+    def _chain(self, rng: random.Random, split: str, index: int, nums: tuple[int, ...]) -> list[Problem]:
+        """One sum of several numbers as a problem, or none if it belongs to the other split."""
+        if _held_out(nums[0], "+", nums[1:], self.options.test_fraction) != (split == "test"):
+            return []
+        listed = ", ".join(map(str, nums[:-1])) + f" and {nums[-1]}"
+        text = rng.choice(_CHAIN_TEMPLATES).format(expr=" + ".join(map(str, nums)), nums=listed, k=len(nums),
+                                                   name=rng.choice(_NAMES), thing=rng.choice(_THINGS))
+        return [Problem(id=f"{split}-{index}", prompt=text + self.options.suffix, answer=sum(nums),
+                        meta={"op": "+", "operands": list(nums)})]
 
     def train_problems(self) -> list[Problem]:
         return self._train

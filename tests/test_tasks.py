@@ -1,4 +1,4 @@
-"""Tasks: arith difficulty and split, GSM8K gold answers and the answer rule, `rapidbench grade`."""
+"""Tasks: arith difficulty and split, count's exact-run reward, GSM8K gold answers and the answer rule, `rapidbench grade`."""
 
 from __future__ import annotations
 
@@ -37,6 +37,65 @@ def test_arith_ops_keep_only_the_named_operations():
     assert {p.meta["op"] for p in t.train_problems() + t.test_problems()} == {"+"}
     with pytest.raises(ValueError, match="no operation among ops"):
         cls(build(cls.Options, {"ops": ["%"]}, "task_args"))
+
+
+def test_arith_default_problems_are_pinned():
+    # Committed sweeps were run on these exact problems: a task option added later must not move them.
+    import hashlib
+
+    t = make("arith")
+    text = "\n".join(p.prompt + str(p.answer) for p in t.train_problems() + t.test_problems())
+    assert hashlib.sha256(text.encode()).hexdigest()[:16] == "4f6222ea3de23066"
+
+
+def test_arith_chains_sum_every_term_and_hold_out_whole_chains():
+    from rapidbench.config import build
+
+    cls = TASKS.get("arith")
+    t = cls(build(cls.Options, {"ops": ["+"], "terms": 4}, "task_args"))
+    train, test = t.train_problems(), t.test_problems()
+    for p in train + test:
+        assert len(p.meta["operands"]) == 4 and p.answer == sum(p.meta["operands"])
+        assert all(str(n) in p.prompt for n in p.meta["operands"])
+    assert not {tuple(p.meta["operands"]) for p in train} & {tuple(p.meta["operands"]) for p in test}
+    assert t.grade(test[0], f"so the total is {test[0].answer}").passed
+    mixed = cls(build(cls.Options, {"terms": 3}, "task_args")).train_problems()  # products stay a * b
+    assert {p.meta["op"] for p in mixed} == {"+", "*"} and all("operands" in p.meta for p in mixed if p.meta["op"] == "+")
+    with pytest.raises(ValueError, match="at least 2 numbers"):
+        cls(build(cls.Options, {"terms": 1}, "task_args"))
+
+
+def test_count_passes_only_the_exact_run_and_gives_partial_credit_below():
+    from rapidbench.config import build
+
+    cls = TASKS.get("count")
+    t = cls(build(cls.Options, {"steps": [1, 3], "down": True}, "task_args"))
+    train, test = t.train_problems(), t.test_problems()
+    key = lambda p: (p.meta["start"], p.meta["step"], p.meta["length"])  # noqa: E731
+    assert not {key(p) for p in train} & {key(p) for p in test}
+    for p in train + test:
+        nums = p.answer
+        assert len(nums) == p.meta["length"] and 30 <= len(nums) <= 40 and min(nums) >= 1
+        assert all(b - a == p.meta["step"] for a, b in zip(nums, nums[1:]))
+        assert f"from {nums[0]}" in p.prompt and f"to {nums[-1]}." in p.prompt
+    assert {p.meta["step"] for p in train} == {1, 3, -1, -3}
+    p = test[0]
+    right = ", ".join(map(str, p.answer))
+    assert t.grade(p, right).passed and t.grade(p, right.replace(", ", "\n") + "\n").passed
+    intro = f"Counting by {abs(p.meta['step'])}s from {p.answer[0]} to {p.answer[-1]}: {right}"
+    assert t.grade(p, intro).passed  # an introduction may name the ends and the step
+    n, step = len(p.answer), p.meta["step"]
+    for wrong, reward in ((f"Here are 1000 numbers: {right}", 0.0),  # any other number before the run
+                          (f"{right}. That is 1000 numbers.", 0.5 * n / (n + 1)),  # or after it
+                          (right + f", {p.answer[-1] + step}", 0.5 * n / (n + 1)),  # ran past the end
+                          (", ".join(map(str, p.answer[:-1])), 0.5 * (n - 1) / n),  # stopped one early
+                          (", ".join(map(str, p.answer[:5] + p.answer[6:])), 0.5 * 5 / n)):  # skipped one
+        g = t.grade(p, wrong)
+        assert (g.passed, g.status, g.reward) == (False, "fail", pytest.approx(reward)), wrong
+    assert t.grade(p, "I cannot count.").status == "no_answer"
+    for bad, match in (({"lengths": [40, 30]}, "lengths"), ({"steps": [0]}, "positive")):
+        with pytest.raises(ValueError, match=match):
+            cls(build(cls.Options, bad, "task_args"))
 
 
 def test_gsm8k_sizes_and_every_gold_answer_grades_one():
