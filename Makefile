@@ -14,7 +14,7 @@ DEMO_DIR    ?= runs/demo
 RESULTS_BUDGET ?= 180
 RESULTS_SEEDS ?= 10
 
-.PHONY: setup sandbox-deps demo test test-all bench results clean-venv
+.PHONY: setup sandbox-deps demo test test-all bench results results-long clean-venv
 
 setup: $(STAMP) sandbox-deps
 
@@ -62,6 +62,12 @@ demo: setup
 # partial sweep under results/runs/arith/<hardware tag>/sweep-180s, then writes the headline and the report.
 results: setup
 	$(PY) benchmarks/time_to_accuracy.py --budget $(RESULTS_BUDGET) --seeds $(RESULTS_SEEDS)
+	$(VENV)/bin/rapidbench report results/
+
+# The same in the long-completion regime (issue 17: task count, {algo}-cpu-long, RAPID A=2/4/8/16, 480 s each,
+# target fixed from the pilot); ~84 min per seed on 2 cores, resumable like `results`.
+results-long: setup
+	$(PY) benchmarks/time_to_accuracy.py --sweep long --seeds $(RESULTS_SEEDS)
 	$(VENV)/bin/rapidbench report results/
 
 test: setup

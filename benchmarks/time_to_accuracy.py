@@ -1,7 +1,10 @@
-"""Time to a fixed accuracy on the embedded default: RAPID against GRPO and the controls that take
-RAPID apart, paired by seed, with 95% intervals and the baseline-vs-itself null beside them.
+"""Time to a fixed accuracy, paired by seed, with 95% intervals and the baseline-vs-itself null
+beside them: RAPID against GRPO and the controls that take RAPID apart, in two sweeps, each fixed
+(settings, headline, target, budget) before its runs.
 
-Settings (one `rapidbench compare` sweep, seeds interleaved, the same training budget each):
+`--sweep short` (default): the embedded default, one-digit `arith` with ~16-token answers, where
+training dominates a step. Settings (one `rapidbench compare` sweep, seeds interleaved, the same
+training budget each):
   grpo                   the baseline (group-mean advantages scaled by the group std, on-policy)
   grpo (std=false)       the same without std scaling (RAPID does not scale): isolates scaling
   rapid (A=1)            RAPID with one step per generation: GRPO without std through RAPID's code
@@ -14,19 +17,27 @@ Settings (one `rapidbench compare` sweep, seeds interleaved, the same training b
                          as many pairs as the headline and run beside it
 So (rapid A=2 vs batched GRPO) measures the importance-weighted baseline, (batched GRPO vs grpo
 std=false) the schedule, (grpo std=false vs grpo) the scaling.
+The target pass@1 0.75 was chosen on 2026-11-26 from a pilot on amd-avx512bf16-2c (GRPO seed 900
+and RAPID A=2 seeds 900-901, 180 s, the same evaluation): all three started at 0.365 and ended at
+0.86-0.90; GRPO crossed 0.75 after ~109 s (60% of its budget), RAPID after 93 and 144 s; a target
+on the slope, below every run's plateau, so every seed can reach it and the time resolves
+differences.
 
-The target pass@1 is fixed before the runs (`--target`, chosen from a pilot, recorded in every
-run's config and in compare.json). For arith it is 0.75 (PILOT_TARGETS), chosen on 2026-11-26 from a
-pilot on amd-avx512bf16-2c (GRPO seed 900 and RAPID A=2 seeds 900-901, 180 s, the same evaluation):
-all three started at 0.365 and ended at 0.86-0.90; GRPO crossed 0.75 after ~109 s (60% of its
-budget), RAPID after 93 and 144 s; a target on the slope, below every run's plateau, so every seed
-can reach it and the time resolves differences. The pilot's seeds are not in the sweep (it uses
-0..). The headline is the headline setting's paired time ratio to
-GRPO with its t interval; the JSON has every setting's, the null's, and the seeds a
-half-width of 0.15 would need. Runs land under results/runs/<task>/<hardware tag>/sweep-<budget>s;
-re-running continues.
+`--sweep long`: the long-completion regime (`{algo}-cpu-long` presets: task `count`, ~140-token
+answers, one prompt of 4 completions per step, generation ~61% of a GRPO step), the settings the
+regime issue names: GRPO, batched GRPO at the headline's A (no importance weights), RAPID at A = 2,
+4 (the preset's A, the headline) and 8, and A = 16 (the cost model's fewest seconds per step,
+`rapidbench predict --B 1 --G 4 --completion-tokens 150`), and the null. Target pass@1 0.5 and a
+480 s budget, chosen on 2026-11-27 from the GRPO pilot (results/runs/count/amd-avx512bf16-2c/
+pilot-long-360s, seed 900): 0.09 at the start, 0.17 after 233 s, 0.42 after 272 s, 0.89 after
+341 s; 0.5 is on that slope, crossed after ~285 s, 59% of 480 s (the short sweep's target: 60%).
 
-    python benchmarks/time_to_accuracy.py [--target 0.75] [--budget 180] [--seeds 10] [--no-run]
+The pilots' seeds are not in the sweeps (they use 0..). The headline is the headline setting's
+paired time ratio to GRPO with its t interval; the JSON has every setting's, the null's, and the
+seeds a half-width of 0.15 would need. Runs land under results/runs/<task>/<hardware tag>/sweep-
+<budget>s; re-running continues.
+
+    python benchmarks/time_to_accuracy.py [--sweep short|long] [--seeds 10] [--no-run]
 """
 
 from __future__ import annotations
@@ -39,10 +50,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parent.parent
 
-SETTINGS = ("grpo,grpo:scale_rewards=false,rapid:steps_per_generation=1,grpo:steps_per_generation=2:scale_rewards=false,"
-            "rapid:steps_per_generation=2,rapid:steps_per_generation=4,grpo:replica=1")
-HEADLINE = "rapid:steps_per_generation=2"
-PILOT_TARGETS = {"arith": 0.75}  # fixed before the sweep; see the docstring
+# Each sweep as fixed before its runs (see the docstring); command-line options override.
+SWEEPS = {
+    "short": {"task": "arith", "preset": None, "budget": 180.0, "target": 0.75, "output": "time_to_accuracy",
+              "subject": "rapid:steps_per_generation=2",
+              "settings": "grpo,grpo:scale_rewards=false,rapid:steps_per_generation=1,grpo:steps_per_generation=2:"
+                          "scale_rewards=false,rapid:steps_per_generation=2,rapid:steps_per_generation=4,grpo:replica=1"},
+    "long": {"task": "count", "preset": "{algo}-cpu-long", "budget": 480.0, "target": 0.5,
+             "output": "time_to_accuracy-long", "subject": "rapid:steps_per_generation=4",
+             "settings": "grpo,grpo:steps_per_generation=4:scale_rewards=false,rapid:steps_per_generation=2,"
+                         "rapid:steps_per_generation=4,rapid:steps_per_generation=8,rapid:steps_per_generation=16,"
+                         "grpo:replica=1"},
+}
 
 if __name__ == "__main__":
     from common import headline, write
@@ -53,22 +72,28 @@ if __name__ == "__main__":
     from rapidbench.stats import seeds_for_half_width
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--task", default="arith")
-    ap.add_argument("--budget", type=float, default=180.0)
+    ap.add_argument("--sweep", choices=sorted(SWEEPS), default="short", help="which fixed sweep (see the docstring)")
+    ap.add_argument("--task", default=None)
+    ap.add_argument("--budget", type=float, default=None)
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--target", type=float, default=None,
-                    help="pass@1 fixed before the runs (default: the task's pilot target, else the one recorded)")
-    ap.add_argument("--algos", default=SETTINGS)
-    ap.add_argument("--subject", default=HEADLINE, help="the headline setting, fixed before the runs")
+                    help="pass@1 fixed before the runs (default: the sweep's, for its task; else the one recorded)")
+    ap.add_argument("--algos", default=None)
+    ap.add_argument("--subject", default=None, help="the headline setting, fixed before the runs")
     ap.add_argument("--output", default=None, help="runs root (default results/runs/<task>/<hardware tag>/sweep-<budget>s)")
     ap.add_argument("--no-run", action="store_true", help="only read the finished runs (the sweep may be partial)")
     args = ap.parse_args()
-    if args.target is None:
-        args.target = PILOT_TARGETS.get(args.task)
+    sweep = SWEEPS[args.sweep]
+    if args.target is None and args.task in (None, sweep["task"]):
+        args.target = sweep["target"]
+    args.task = args.task or sweep["task"]
+    args.budget = args.budget or sweep["budget"]
+    args.algos, args.subject = args.algos or sweep["settings"], args.subject or sweep["subject"]
     root = Path(args.output or ROOT / "results" / "runs" / args.task / hardware_tag() / f"sweep-{args.budget:g}s")
     settings = parse_settings(args.algos)
     subject_label = parse_settings(args.subject)[0].label
-    rc = 0 if args.no_run else compare(args.task, settings, list(range(args.seeds)), args.budget, root, target=args.target)
+    rc = 0 if args.no_run else compare(args.task, settings, list(range(args.seeds)), args.budget, root,
+                                          preset=sweep["preset"], target=args.target)
     wanted = {root / s.dirname for s in settings}
     runs = [r for r in find_runs([str(root)]) if r.path.parent in wanted]
     groups = group(runs)
@@ -135,7 +160,7 @@ if __name__ == "__main__":
                  "reached_target_setting_grpo": subj_reached, "planned_seeds": planned, "unfinished": missing,
                  "redone": redone,
                  "seeds_for_half_width_0.15": need})
-    out = write("time_to_accuracy", {"task": args.task, "runs_hardware": hw, "budget_s": args.budget,
+    out = write(sweep["output"], {"task": args.task, "runs_hardware": hw, "budget_s": args.budget,
                                      "target_pass@1": target, "target_source": why, "baseline": "grpo",
                                      "subject": subject_label, "rows": rows}, head)
     print(f"wrote {out}")
