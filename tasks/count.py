@@ -1,15 +1,23 @@
 """`count`: write out a run of numbers ("Count from 17 to 52."); passes on an exact run, partial credit below.
 
-The long-completion task for the embedded model: the answer itself is long (30-40 numbers, ~130
-tokens and more), so RL cannot shorten a completion without losing reward, unlike a short answer
-after requested working, which the model learned to drop within minutes (pilot
-results/runs/arith/amd-avx512bf16-2c/pilot-long-360s: 134 -> 25 tokens). The
-135M model counts well enough to start with mixed groups and makes errors RL can remove (echoing
-the question, starting at 1, running past the end until cut off, skipped or repeated numbers). Held-out
-problems use (start, step, length) triples never seen in training. Measured before training
-(benchmarks/task_probe.py, results/bench/amd-avx512bf16-2c/task_probe-count*.json): 7% of samples
-exact and 28% of 8-sample groups mixed, so an exact-only reward leaves most steps without signal;
-the partial credit (at most 0.5) gives nearly every group a spread while only an exact run passes.
+The long-completion task for the embedded model: the answer itself is long (30-40 numbers, ~140
+tokens), so RL cannot shorten a completion without losing reward, unlike a short answer after
+requested working, which the model learned to drop within minutes (pilot
+results/runs/arith/amd-avx512bf16-2c/pilot-long-360s: 134 -> 25 tokens). The 135M model counts well
+enough to start with mixed groups and makes errors RL can remove (echoing the question, starting at
+1, running past the end until cut off, skipped or repeated numbers). Held-out problems are whole
+ranges (lowest number, step, length) never trained on, in either direction.
+
+The answer is the completion's last block of numbers with nothing but separators between them;
+words before it are an introduction and ignored. Measured before training (benchmarks/
+task_probe.py, results/bench/amd-avx512bf16-2c/task_probe-count*.json, an earlier grader that only
+forgave the ends and step before the run): 7% of samples exact and 28% of 8-sample groups mixed, so
+an exact-only reward leaves most steps without signal; the partial credit (at most 0.5, by the
+longest common subsequence) gives nearly every group a spread while only an exact run passes. An
+adversarial review (a helper, 2026-11-27) found the first grader's gaps, mended here: repeated
+numbers before the run passed, one early mistake cost all later credit, '-' bullets read as
+negative numbers, a 5000-digit literal crashed int(), options that left a split empty looped
+forever, the test set repeated runs, and a run's reverse could sit in the other split.
 """
 
 from __future__ import annotations
@@ -27,7 +35,13 @@ _TEMPLATES = {
     -1: ["Count down from {a} to {b}.", "List the numbers from {a} down to {b}."],
 }
 _STEPPED = {1: "Count by {s}s from {a} to {b}.", -1: "Count down by {s}s from {a} to {b}."}
-_INTEGER = re.compile(r"-?\d+")  # no thousands separators: numbers stay below 1000, commas separate
+# The answer is the last block of numbers joined only by separators (no word between them): text
+# before it is an introduction and is ignored, whatever it says ("Counting from 26 to 61: 26, ...").
+# Only digits: runs never go below 1, so a '-' is a separator ("-26\n-27" bullets, "26-61"); at most
+# 7 digits per number, so no completion makes int() refuse a huge literal.
+_BLOCK = re.compile(r"\d{1,7}(?:[\s,;.\-]+\d{1,7})*")
+_NUMBER = re.compile(r"\d{1,7}")
+_LARGEST = 999  # numbers stay below 1000: a thousands separator would split one
 
 
 @dataclass
@@ -36,14 +50,16 @@ class CountOptions(TaskOptions):
     steps: list[int] = field(default_factory=lambda: [1])  # by 2s: 0 of 256 samples right before training
     down: bool = False  # also count down
     start_max: int = 50  # runs stay below 90: two-digit numbers, ~4 tokens each with the separator
-    train_size: int = 2000
-    test_size: int = 200
+    train_size: int = 2000  # drawn with repetition from the training runs
+    test_size: int = 200  # distinct held-out runs, at most as many as there are
     test_fraction: float = 0.3
     suffix: str = " Write only the numbers, separated by commas."
 
 
-def _held_out(start: int, step: int, length: int, fraction: float) -> bool:
-    h = int(hashlib.sha256(f"{start}:{step}:{length}".encode()).hexdigest()[:8], 16)  # stable across processes
+def _held_out(low: int, step: int, length: int, fraction: float) -> bool:
+    # By the range, not the direction: a run and its reverse fall in the same split. A stable hash,
+    # not Python's randomised one: the split must not change between processes.
+    h = int(hashlib.sha256(f"{low}:{step}:{length}".encode()).hexdigest()[:8], 16)
     return (h % 10_000) < fraction * 10_000
 
 
@@ -55,34 +71,38 @@ class Count(Task):
 
     def __init__(self, options: CountOptions, seed: int = 0):
         super().__init__(options, seed)
-        if len(options.lengths) not in (1, 2) or not 2 <= options.lengths[0] <= options.lengths[-1]:
-            raise ValueError(f"count: lengths {options.lengths} must be [n] or [min, max] with 2 <= min <= max")
-        if not options.steps or min(options.steps) < 1:
-            raise ValueError(f"count: steps {options.steps} must be positive integers, e.g. [1, 2]")
-        if options.start_max < 1:
-            raise ValueError(f"count: start_max={options.start_max} must be >= 1")
-        self._lengths = (options.lengths[0], options.lengths[-1])
-        # The data seed is fixed, not the run seed: every run and algorithm sees the same problems.
-        self._train = self._generate("train", options.train_size, data_seed=1234)
-        self._test = self._generate("test", options.test_size, data_seed=4321)
+        o = options
+        if len(o.lengths) not in (1, 2) or not 2 <= o.lengths[0] <= o.lengths[-1]:
+            raise ValueError(f"count: lengths {o.lengths} must be [n] or [min, max] with 2 <= min <= max")
+        if not o.steps or min(o.steps) < 1:
+            raise ValueError(f"count: steps {o.steps} must be positive integers, e.g. [1, 2]")
+        if o.start_max < 1 or o.start_max + max(o.steps) * (o.lengths[-1] - 1) > _LARGEST:
+            raise ValueError(f"count: start_max={o.start_max} must be >= 1 and keep every number <= {_LARGEST} "
+                             f"(start_max + largest step x (longest - 1))")
+        if not 0 < o.test_fraction < 1 or o.train_size < 1 or o.test_size < 1:
+            raise ValueError("count: test_fraction must lie in (0, 1) and train_size, test_size be >= 1")
+        # Every (first number, step, length) there is, split by range; the data seeds are fixed, not
+        # the run seed: every run and algorithm sees the same problems.
+        runs = [(low, step, length, sign) for low in range(1, o.start_max + 1) for step in sorted(set(o.steps))
+                for length in range(o.lengths[0], o.lengths[-1] + 1) for sign in ([1, -1] if o.down else [1])]
+        test = [r for r in runs if _held_out(*r[:3], o.test_fraction)]
+        train = [r for r in runs if not _held_out(*r[:3], o.test_fraction)]
+        if not test or not train:
+            raise ValueError(f"count: {len(runs)} possible runs leave the {'test' if not test else 'training'} split "
+                             "empty: widen lengths or start_max, or move test_fraction towards 0.5")
+        rng = random.Random(4321)
+        rng.shuffle(test)
+        self._test = [self._problem("test", i, r, rng) for i, r in enumerate(test[: o.test_size])]
+        rng = random.Random(1234)
+        self._train = [self._problem("train", i, rng.choice(train), rng) for i in range(o.train_size)]
 
-    def _generate(self, split: str, n: int, data_seed: int) -> list[Problem]:
-        rng = random.Random(data_seed)
-        out: list[Problem] = []
-        directions = [1, -1] if self.options.down else [1]
-        while len(out) < n:
-            step, length, sign = rng.choice(self.options.steps), rng.randint(*self._lengths), rng.choice(directions)
-            start = rng.randint(1, self.options.start_max)
-            if sign < 0:
-                start += step * (length - 1)  # counting down ends at >= 1
-            if _held_out(start, sign * step, length, self.options.test_fraction) != (split == "test"):
-                continue
-            numbers = [start + sign * step * i for i in range(length)]
-            template = rng.choice(_TEMPLATES[sign]) if step == 1 else _STEPPED[sign]
-            text = template.format(a=numbers[0], b=numbers[-1], s=step)
-            out.append(Problem(id=f"{split}-{len(out)}", prompt=text + self.options.suffix, answer=numbers,
-                               meta={"start": start, "step": sign * step, "length": length}))
-        return out
+    def _problem(self, split: str, index: int, run: tuple[int, int, int, int], rng: random.Random) -> Problem:
+        low, step, length, sign = run
+        numbers = [low + step * i for i in range(length)][::sign]
+        template = rng.choice(_TEMPLATES[sign]) if step == 1 else _STEPPED[sign]
+        text = template.format(a=numbers[0], b=numbers[-1], s=step)
+        return Problem(id=f"{split}-{index}", prompt=text + self.options.suffix, answer=numbers,
+                       meta={"start": numbers[0], "step": sign * step, "length": length})
 
     def train_problems(self) -> list[Problem]:
         return self._train
@@ -91,23 +111,25 @@ class Count(Task):
         return self._test
 
     def grade(self, problem: Problem, completion: str) -> Grade:
-        got = [int(x) for x in _INTEGER.findall(completion)]
-        want = list(problem.answer)
-        if not got:
+        blocks = _BLOCK.findall(completion)
+        if not blocks:
             return Grade(0.0, False, "no_answer", "no number in the completion")
-        # Before the run, an introduction may name its ends and step ("Counting by 2s from 12 to 72:
-        # 12, 14, ...") and nothing else; the run is read from the start that matches most of it.
-        intro = {want[0], want[-1], abs(problem.meta["step"])}
-        starts = [i for i, g in enumerate(got) if g == want[0] and set(got[:i]) <= intro] or [0]
-        run = max((got[i:] for i in starts), key=lambda r: _common_prefix(r, want))
+        run, want = [int(x) for x in _NUMBER.findall(blocks[-1])], list(problem.answer)
         if run == want:
             return Grade(1.0, True, "pass", f"all {len(want)} numbers")
-        # Partial credit, at most half: the share of the run right from its start, over the longer of
-        # the two runs, so stopping early and running on past the end both cost. Only an exact run passes.
-        right = _common_prefix(run, want)
-        return Grade(0.5 * right / max(len(run), len(want)), False, "fail",
-                     f"{right} of {len(want)} numbers right from the start, {len(run)} written")
+        # Partial credit, at most half: the longest common subsequence over the longer of the two runs,
+        # so a skipped, repeated or wrong number costs one, and stopping early or running on past
+        # the end cost what they leave out or add. Only the exact run passes.
+        common = _lcs(run, want)
+        return Grade(0.5 * common / max(len(run), len(want)), False, "fail",
+                     f"{common} of {len(want)} numbers in order, {len(run)} written")
 
 
-def _common_prefix(a: list[int], b: list[int]) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+def _lcs(a: list[int], b: list[int]) -> int:
+    """Length of the longest common subsequence (O(len(a) * len(b)); runs are tens of numbers)."""
+    row = [0] * (len(b) + 1)
+    for x in a:
+        prev = 0  # row[j - 1] of the previous row
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], prev + 1 if x == y else max(row[j], row[j - 1])
+    return row[-1]

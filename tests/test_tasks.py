@@ -65,37 +65,47 @@ def test_arith_chains_sum_every_term_and_hold_out_whole_chains():
         cls(build(cls.Options, {"terms": 1}, "task_args"))
 
 
-def test_count_passes_only_the_exact_run_and_gives_partial_credit_below():
+def test_count_problems_agree_with_their_prompts_and_hold_out_whole_ranges():
     from rapidbench.config import build
 
     cls = TASKS.get("count")
     t = cls(build(cls.Options, {"steps": [1, 3], "down": True}, "task_args"))
     train, test = t.train_problems(), t.test_problems()
-    key = lambda p: (p.meta["start"], p.meta["step"], p.meta["length"])  # noqa: E731
-    assert not {key(p) for p in train} & {key(p) for p in test}
+    ranges = lambda ps: {(min(p.answer), abs(p.meta["step"]), p.meta["length"]) for p in ps}  # noqa: E731
+    assert not ranges(train) & ranges(test)  # a run's reverse is in its split too
+    assert len({p.prompt for p in test}) == len(test) == 200  # distinct held-out runs
     for p in train + test:
         nums = p.answer
-        assert len(nums) == p.meta["length"] and 30 <= len(nums) <= 40 and min(nums) >= 1
+        assert len(nums) == p.meta["length"] and 30 <= len(nums) <= 40 and 1 <= min(nums) and max(nums) <= 999
         assert all(b - a == p.meta["step"] for a, b in zip(nums, nums[1:]))
         assert f"from {nums[0]}" in p.prompt and f"to {nums[-1]}." in p.prompt
     assert {p.meta["step"] for p in train} == {1, 3, -1, -3}
-    p = test[0]
-    right = ", ".join(map(str, p.answer))
-    assert t.grade(p, right).passed and t.grade(p, right.replace(", ", "\n") + "\n").passed
-    intro = f"Counting by {abs(p.meta['step'])}s from {p.answer[0]} to {p.answer[-1]}: {right}"
-    assert t.grade(p, intro).passed  # an introduction may name the ends and the step
-    n, step = len(p.answer), p.meta["step"]
-    for wrong, reward in ((f"Here are 1000 numbers: {right}", 0.0),  # any other number before the run
-                          (f"{right}. That is 1000 numbers.", 0.5 * n / (n + 1)),  # or after it
-                          (right + f", {p.answer[-1] + step}", 0.5 * n / (n + 1)),  # ran past the end
+    for bad, match in (({"lengths": [40, 30]}, "lengths"), ({"steps": [0]}, "positive"),
+                       ({"steps": [30]}, "<= 999"), ({"test_fraction": 0.0}, "test_fraction"),
+                       ({"lengths": [30], "start_max": 1}, "split empty")):
+        with pytest.raises(ValueError, match=match):
+            cls(build(cls.Options, bad, "task_args"))
+
+
+def test_count_passes_only_the_exact_run_and_gives_partial_credit_below():
+    t = make("count")
+    p = t.test_problems()[0]
+    right, n = ", ".join(map(str, p.answer)), len(p.answer)
+    for ok in (right, right.replace(", ", "\n") + "\n", "".join(f"- {x}\n" for x in p.answer),
+               f"Here are the {n} numbers from {p.answer[0]} to {p.answer[-1]}: {right}. Done."):
+        assert t.grade(p, ok).passed, ok  # any separators; an introduction is text, whatever it says
+    skip = p.answer[:5] + p.answer[6:]
+    for wrong, reward in ((f"{p.answer[0]}, {right}", 0.5 * n / (n + 1)),  # no word between: all one run
+                          (f"{right}. That is 1000 numbers.", 0.0),  # the answer is the last run
+                          (f"{right}, {p.answer[-1] + 1}", 0.5 * n / (n + 1)),  # ran past the end
                           (", ".join(map(str, p.answer[:-1])), 0.5 * (n - 1) / n),  # stopped one early
-                          (", ".join(map(str, p.answer[:5] + p.answer[6:])), 0.5 * 5 / n)):  # skipped one
+                          (", ".join(map(str, skip)), 0.5 * (n - 1) / n),  # skipped one: costs one, not the rest
+                          (", ".join(map(str, p.answer[:6])), 0.5 * 6 / n),
+                          (f"{p.answer[0]}, " * 700, 0.5 / 700)):  # spam earns nothing
         g = t.grade(p, wrong)
         assert (g.passed, g.status, g.reward) == (False, "fail", pytest.approx(reward)), wrong
     assert t.grade(p, "I cannot count.").status == "no_answer"
-    for bad, match in (({"lengths": [40, 30]}, "lengths"), ({"steps": [0]}, "positive")):
-        with pytest.raises(ValueError, match=match):
-            cls(build(cls.Options, bad, "task_args"))
+    assert not t.grade(p, "9" * 5000).passed  # a huge literal is no crash
 
 
 def test_gsm8k_sizes_and_every_gold_answer_grades_one():
