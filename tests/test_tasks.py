@@ -144,3 +144,28 @@ def test_grade_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "rapidbench", "grade", "--task", "gsm8k", "--id", "test-99999",
                         "--completion", "-"], input="#### 1", capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no problem 'test-99999'" in r.stderr
+
+
+def test_task_probe_counts_passes_cuts_and_mixed_groups():
+    """benchmarks/task_probe.py's summary on hand-made completions of the real count task."""
+    import importlib.util
+    from pathlib import Path
+
+    from rapidbench.rollouts import Completion
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "task_probe.py"
+    spec = importlib.util.spec_from_file_location("task_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)  # the script's work sits under __main__: importing it runs nothing
+    t = make("count")
+    problems = t.test_problems()[:2]
+    right = [", ".join(map(str, p.answer)) for p in problems]
+    texts = [(0, right[0], 10, "stop"), (0, "no idea", 4, "stop"),  # problem 0: mixed
+             (1, right[1], 12, "stop"), (1, right[1], 30, "length")]  # problem 1: both right, one cut
+    comps = [Completion(i, [0] * n, text, [0.0] * n, why) for i, text, n, why in texts]
+    row = probe.summarise(t, problems, comps, samples=2, limit=30)
+    assert (row["mean_tokens"], row["cut_share"], row["pass"], row["mixed_share"]) == (14.0, 0.25, 0.75, 0.5)
+    assert probe.parse_variant('sum3={"terms": 3}') == ("sum3", {"terms": 3})
+    for bad in ("sum3", 'sum3={"terms": 3', "sum3=[1]"):
+        with pytest.raises(SystemExit, match="label="):
+            probe.parse_variant(bad)
