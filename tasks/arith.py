@@ -11,13 +11,12 @@ memorisation of the training set.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from dataclasses import dataclass, field
 
 from rapidbench.registry import register_task
-from rapidbench.tasks.base import Grade, Problem, Task, TaskOptions
+from rapidbench.tasks.base import Grade, Problem, Task, TaskOptions, held_out
 
 _TEMPLATES = {
     "+": [
@@ -69,13 +68,6 @@ class ArithOptions(TaskOptions):
     terms: int = 2  # numbers in each sum; > 2 makes the sums chains (multiplication stays a*b)
 
 
-def _held_out(a: int, op: str, b: int | tuple[int, ...], fraction: float) -> bool:
-    # A stable hash, not Python's randomised one: the split must not change between processes.
-    key = f"{a}{op}{b}" if isinstance(b, int) else f"{a}{op}{op.join(map(str, b))}"
-    h = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
-    return (h % 10_000) < fraction * 10_000
-
-
 @register_task("arith")
 class Arith(Task):
     """Seeded one-digit arithmetic word problems (embedded default; offline; exact-match reward)."""
@@ -109,7 +101,7 @@ class Arith(Task):
                 continue
             if op == "-" and b > a:
                 a, b = b, a
-            if _held_out(a, op, b, self.options.test_fraction) != want_test:
+            if held_out(f"{a}{op}{b}", self.options.test_fraction) != want_test:
                 continue
             text = rng.choice(_TEMPLATES[op]).format(a=a, b=b, name=rng.choice(_NAMES), thing=rng.choice(_THINGS))
             answer = {"+": a + b, "-": a - b, "*": a * b}[op]
@@ -119,7 +111,7 @@ class Arith(Task):
 
     def _chain(self, rng: random.Random, split: str, index: int, nums: tuple[int, ...]) -> list[Problem]:
         """One sum of several numbers as a problem, or none if it belongs to the other split."""
-        if _held_out(nums[0], "+", nums[1:], self.options.test_fraction) != (split == "test"):
+        if held_out("+".join(map(str, nums)), self.options.test_fraction) != (split == "test"):
             return []
         listed = ", ".join(map(str, nums[:-1])) + f" and {nums[-1]}"
         text = rng.choice(_CHAIN_TEMPLATES).format(expr=" + ".join(map(str, nums)), nums=listed, k=len(nums),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Sequence, TypeVar
@@ -15,6 +16,13 @@ def seeded_split(items: Sequence[T], test_fraction: float, seed: int) -> tuple[l
     random.Random(seed).shuffle(order)
     n_test = round(len(order) * test_fraction)
     return order[n_test:], order[:n_test]
+
+
+def held_out(key: str, fraction: float) -> bool:
+    """Whether the item named `key` is in the test split: a stable hash of the key (not Python's
+    randomised one, so the split never changes between processes) below `fraction`."""
+    h = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+    return (h % 10_000) < fraction * 10_000
 
 
 @dataclass

@@ -22,13 +22,12 @@ forever, the test set repeated runs, and a run's reverse could sit in the other 
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from dataclasses import dataclass, field
 
 from rapidbench.registry import register_task
-from rapidbench.tasks.base import Grade, Problem, Task, TaskOptions
+from rapidbench.tasks.base import Grade, Problem, Task, TaskOptions, held_out
 
 _TEMPLATES = {
     1: ["Count from {a} to {b}.", "List the numbers from {a} to {b}."],
@@ -56,13 +55,6 @@ class CountOptions(TaskOptions):
     suffix: str = " Write only the numbers, separated by commas."
 
 
-def _held_out(low: int, step: int, length: int, fraction: float) -> bool:
-    # By the range, not the direction: a run and its reverse fall in the same split. A stable hash,
-    # not Python's randomised one: the split must not change between processes.
-    h = int(hashlib.sha256(f"{low}:{step}:{length}".encode()).hexdigest()[:8], 16)
-    return (h % 10_000) < fraction * 10_000
-
-
 @register_task("count")
 class Count(Task):
     """Write out a run of numbers (offline; passes on exactly the run, in order; partial credit below 0.5)."""
@@ -85,8 +77,9 @@ class Count(Task):
         # the run seed: every run and algorithm sees the same problems.
         runs = [(low, step, length, sign) for low in range(1, o.start_max + 1) for step in sorted(set(o.steps))
                 for length in range(o.lengths[0], o.lengths[-1] + 1) for sign in ([1, -1] if o.down else [1])]
-        test = [r for r in runs if _held_out(*r[:3], o.test_fraction)]
-        train = [r for r in runs if not _held_out(*r[:3], o.test_fraction)]
+        test, train = [], []
+        for r in runs:  # held out by the range, not the direction: a run and its reverse share a split
+            (test if held_out(f"{r[0]}:{r[1]}:{r[2]}", o.test_fraction) else train).append(r)
         if not test or not train:
             raise ValueError(f"count: {len(runs)} possible runs leave the {'test' if not test else 'training'} split "
                              "empty: widen lengths or start_max, or move test_fraction towards 0.5")
