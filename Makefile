@@ -58,8 +58,9 @@ demo: setup
 
 # The committed reference comparison (issue 15): GRPO, its controls and RAPID A=1/2/4 on the embedded default,
 # seeds interleaved, 180 s of training each, to the pass@1 target fixed from the pilot before the sweep
-# (benchmarks/time_to_accuracy.py says how it was chosen). ~36 min per seed on 2 cores; re-running continues a
-# partial sweep under results/runs/arith/<hardware tag>/sweep-180s, then writes the headline and the report.
+# (benchmarks/time_to_accuracy.py says how it was chosen). ~38 min per seed on 2 cores for 10 seeds, then ~16 min
+# per seed for 6 more of the headline, GRPO and the null alone (~8.5 h in all); re-running continues a partial
+# sweep under results/runs/arith/<hardware tag>/sweep-180s, then writes the headline and the report.
 results: setup
 	$(PY) benchmarks/time_to_accuracy.py --budget $(RESULTS_BUDGET) --seeds $(RESULTS_SEEDS)
 	$(VENV)/bin/rapidbench report results/

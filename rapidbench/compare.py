@@ -9,7 +9,8 @@ Order: seed by seed, and within a seed the settings in an order shuffled per see
 so the machine's drift over a sweep falls on every setting alike: no setting is always first, or
 always after the same one; the order is recorded in compare.json. `--target` fixes the accuracy
 the report races to before any run starts: it is recorded in every run's config (`eval.target`)
-and in compare.json, with the planned seeds (a plan grows with later calls, never shrinks).
+and in compare.json, with the seeds planned for each setting (a plan grows with later calls, never
+shrinks: a later call may give the headline more seeds than the controls).
 
 A finished run that got less than its share of the machine (harness.disturbed: something else ran
 beside it) is set aside under .disturbed/ and run once more, in its place in the order; a second
@@ -151,6 +152,23 @@ def read_record(root: Path) -> dict:
         return {}
 
 
+def planned_seeds(record: dict) -> dict[str, list[int]]:
+    """The seeds planned for each setting (directory name) in a compare.json record. A record from
+    before per-setting plans ("algos" x "seeds") planned every seed for every setting."""
+    if "plan" in record:
+        return {k: list(v) for k, v in record["plan"].items()}
+    return {a: list(record.get("seeds", [])) for a in record.get("algos", [])}
+
+
+def grow_plan(plan: dict[str, list[int]], more: dict[str, list[int]]) -> dict[str, list[int]]:
+    """A plan only grows: a later call may add settings or seeds (e.g. more seeds for the headline
+    alone), never take any away, so a verdict cannot come from a plan cut where it looked good."""
+    out = {k: set(v) for k, v in plan.items()}
+    for k, v in more.items():
+        out.setdefault(k, set()).update(v)
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def _write_record(root: Path, record: dict) -> None:
     root.mkdir(parents=True, exist_ok=True)
     (root / "compare.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -244,12 +262,14 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
             _check_config(cmd[cmd.index("--algo"):])
     _check_same_machine([out for _, _, out in todo])
     before = read_record(root)
-    # The plan only grows (seeds asked for now and before): a verdict needs every planned seed.
-    record = {"task": task, "algos": [s.dirname for s in settings],
-              "seeds": sorted(set(seeds) | set(before.get("seeds", []))), "time_budget": budget,
+    # The plan only grows (settings and seeds asked for now and before): a verdict needs all of it.
+    planned = grow_plan(planned_seeds(before), {s.dirname: seeds for s in settings})
+    order = [f"{s.dirname}/seed{s.run_seed(seed)}" for s, seed, _ in todo]
+    record = {"task": task, "algos": list(planned), "seeds": sorted({k for v in planned.values() for k in v}),
+              "plan": planned, "time_budget": budget,
               "eval_every_seconds": eval_every, "preset": DEFAULT_PRESET if preset is None else preset,
               "overrides": overrides or [], "launcher": launcher, "target": target,
-              "order": [f"{s.dirname}/seed{s.run_seed(seed)}" for s, seed, _ in todo],
+              "order": before.get("order", []) + [o for o in order if o not in before.get("order", [])],
               "redone": before.get("redone", [])}
     if not dry_run and not before:  # the target and the order are on record before the first run
         _write_record(root, {**record, "elapsed_s": 0.0})

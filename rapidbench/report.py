@@ -220,10 +220,17 @@ def group(runs: list[RunRecord]) -> dict[tuple[str, str, str], list[Setting]]:
 def choose_target(settings: list[Setting], subject: str, target: float | None) -> tuple[float, str, bool]:
     """The accuracy every setting races to, how it was chosen, and whether it was fixed before the
     runs: `target`, else the `eval.target` the runs were started with (one value for all), else,
-    flagged as chosen after the runs, the best baseline's (non-`subject`) final mean."""
-    if target is not None:
-        return target, "given with --target", True
+    flagged as chosen after the runs, the best baseline's (non-`subject`) final mean. A `target`
+    other than the one the runs were started with is not fixed before them: a verdict at it is not
+    given (a target picked after seeing the curves favours whichever crossed it first)."""
     recorded = {r.config.get("eval", {}).get("target", 0.0) for s in settings for r in s.runs}
+    if target is not None:
+        if recorded <= {0.0}:
+            return target, "given with --target (the runs record none)", True
+        if recorded == {target}:
+            return target, "given with --target, the one every run was started with (eval.target)", True
+        return target, (f"GIVEN AFTER THE RUNS with --target: the runs were started with eval.target "
+                        f"{', '.join(f'{t:g}' for t in sorted(recorded))}"), False
     if len(recorded) == 1 and (only := recorded.pop()):
         return only, "fixed before the runs (eval.target, recorded in every run's config)", True
     baselines = [s for s in settings if s.algo != subject and s.finals()] or [s for s in settings if s.finals()]
@@ -380,7 +387,9 @@ def _bench_section(out: Path) -> list[str]:
             h = json.loads(p.read_text()).get("headline")
             if h:
                 target = h.get("target", "-")
-                rows.append([f"[{p.stem}](bench/{d.name}/{p.name})", h["name"], f"{h['value']}", target,
+                # a measurement an older protocol made stays on record, labelled as not evidence
+                old = f"SUPERSEDED ({h['superseded']}): " if h.get("superseded") else ""
+                rows.append([f"[{p.stem}](bench/{d.name}/{p.name})", old + h["name"], f"{h['value']}", target,
                              h.get("met", "-") if target != "-" else "-", h["how"]])
         if rows:
             doc += [f"### on {d.name}", "",

@@ -281,7 +281,8 @@ class Run:
                     last_eval = self.evaluate(state.step, clock)
                     self._report_eval(last_eval, clock)
                     next_eval = self._next_eval_time(clock)
-                    self.sampler.sleep()
+                    with clock.phase("eval"):  # back to sleep for the steps left: only A > 1 gets here
+                        self.sampler.sleep()
             state.generation += 1
             state.wall_s, state.off_clock_s, state.stream = clock.training_s(), clock.off_clock, stream.state()
             # ---- evaluation and checkpoint, off the training clock -------------------------------

@@ -146,7 +146,16 @@ def test_a_target_recorded_in_the_runs_is_used_and_called_fixed(tmp_path):
         c["eval"]["target"] = 0.45
         cfg.write_text(json.dumps(c))
     doc = build_report(find_runs([str(root)]), tmp_path, [str(root)], plots=False)
-    assert "Target: pass@1 = 0.450, fixed before the runs" in doc
+    assert "Target: pass@1 = 0.450, fixed before the runs" in doc and "time ratio against the generation share" in doc
+    # --target at the value the runs were started with is fixed; another is one chosen after them
+    from rapidbench.report import choose_target
+
+    settings = [s for ss in group(find_runs([str(root)])).values() for s in ss]
+    assert choose_target(settings, "rapid", 0.45)[2] is True
+    tgt, why, fixed = choose_target(settings, "rapid", 0.5)
+    assert (tgt, fixed) == (0.5, False) and why.startswith("GIVEN AFTER THE RUNS") and "eval.target 0.45" in why
+    doc = build_report(find_runs([str(root)]), tmp_path, [str(root)], target=0.5, plots=False)
+    assert "Target: pass@1 = 0.500, GIVEN AFTER THE RUNS" in doc and "time ratio against the generation share" not in doc
 
 
 def test_report_is_deterministic_and_writes_plots(tmp_path):
@@ -162,6 +171,20 @@ def test_report_is_deterministic_and_writes_plots(tmp_path):
                      "arith-amd-avx2-2c_reward.png"]
     for f in files:  # the same runs give the same bytes, tables and PNGs alike
         assert (outs[0] / f).read_bytes() == (outs[1] / f).read_bytes(), f
+
+
+def test_benchmark_headlines_are_tabled_and_a_superseded_one_says_so(tmp_path):
+    root = make_runs(tmp_path / "runs")
+    bench = tmp_path / "bench" / "some-tag"
+    bench.mkdir(parents=True)
+    head = {"name": "time ratio", "value": 0.86, "how": "3 seeds", "target": "<= 0.60", "met": "no"}
+    (bench / "new.json").write_text(json.dumps({"headline": head}))
+    (bench / "old.json").write_text(json.dumps({"headline": {**head, "superseded": "target chosen after the runs"}}))
+    (bench / "raw.json").write_text(json.dumps({"rows": []}))  # no headline: no row
+    doc = build_report(find_runs([str(root)]), tmp_path, [str(root)], plots=False)
+    rows = [line for line in doc.splitlines() if line.startswith("| [")]
+    assert len(rows) == 2 and "[new](bench/some-tag/new.json)" in rows[0] and "[old](bench/some-tag/old.json)" in rows[1]
+    assert "SUPERSEDED" not in rows[0] and "SUPERSEDED (target chosen after the runs): time ratio" in rows[1]
 
 
 def test_committed_results_regenerate_exactly(tmp_path):
@@ -195,6 +218,20 @@ def test_report_and_compare_bad_input_is_one_line(tmp_path):
         r = rb("compare", "--task", "arith", "--time-budget", "10", "--output", str(out), *args)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
     assert not out.exists()  # nothing started, nothing written
+
+
+def test_a_comparison_plan_grows_per_setting_and_never_shrinks():
+    from rapidbench.compare import grow_plan, planned_seeds
+
+    # a record from before per-setting plans planned every seed for every setting
+    legacy = {"algos": ["grpo", "rapid-steps_per_generation2", "ppo"], "seeds": [0, 1, 2]}
+    assert planned_seeds(legacy) == {"grpo": [0, 1, 2], "rapid-steps_per_generation2": [0, 1, 2], "ppo": [0, 1, 2]}
+    assert planned_seeds({}) == {}
+    # more seeds for the headline and GRPO alone; a later call asking for fewer takes nothing away
+    grown = grow_plan(planned_seeds(legacy), {"grpo": [3, 4], "rapid-steps_per_generation2": [4, 3]})
+    assert grown == {"grpo": [0, 1, 2, 3, 4], "rapid-steps_per_generation2": [0, 1, 2, 3, 4], "ppo": [0, 1, 2]}
+    assert grow_plan(grown, {"ppo": [0], "pg": [1]}) == {**grown, "pg": [1]}
+    assert planned_seeds({"plan": grown, "algos": ["x"], "seeds": [9]}) == grown  # the per-setting plan wins
 
 
 def test_compare_plan_skips_finished_and_resumes_started(tmp_path):
@@ -297,7 +334,9 @@ def test_compare_then_report_end_to_end(tmp_path):
     for d in ("grpo/seed0", "rapid-steps_per_generation2/seed0"):
         assert (tmp_path / "runs" / d / "summary.json").is_file()
         assert not (tmp_path / "runs" / d / "checkpoints").exists()  # a finished run's checkpoints are dropped
-    assert json.loads((tmp_path / "runs" / "compare.json").read_text())["algos"] == ["grpo", "rapid-steps_per_generation2"]
+    record = json.loads((tmp_path / "runs" / "compare.json").read_text())
+    assert record["algos"] == ["grpo", "rapid-steps_per_generation2"]
+    assert record["plan"] == {"grpo": [0], "rapid-steps_per_generation2": [0]} and len(record["order"]) == 2
     r = rb("report", str(tmp_path / "runs"))
     assert r.returncode == 0, r.stderr
     from rapidbench.harness import hardware_tag
@@ -310,7 +349,9 @@ def test_compare_then_report_end_to_end(tmp_path):
     done.write_text(json.dumps({**summary, "load": {**load, "busy_s": load["cpu_s"] + load["wall_s"]}}))  # 1 core of others
     r = compare()
     assert r.returncode == 0, r.stderr[-3000:]
-    redone = json.loads((tmp_path / "runs" / "compare.json").read_text())["redone"]
+    record = json.loads((tmp_path / "runs" / "compare.json").read_text())
+    redone = record["redone"]
+    assert record["plan"] == {"grpo": [0], "rapid-steps_per_generation2": [0]} and len(record["order"]) == 2
     assert {"run": "grpo/seed0", "reason": "other processes used 1.00 cores > 0.1",
             "set_aside": ".disturbed/grpo-seed0"} in redone
     assert (tmp_path / "runs" / ".disturbed" / "grpo-seed0" / "summary.json").is_file() and done.is_file()

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rapidbench.stats import (Estimate, RunTime, crossing_time, halves, mean_difference, run_time,
+from rapidbench.stats import (Estimate, RunTime, crossing_time, halves, mean_difference, pooled_times, run_time,
                               seeds_for_half_width, time_ratio)
 
 
@@ -78,3 +78,13 @@ def test_seeds_needed_for_a_half_width():
     # on the ratio scale is log(1.15) = 0.1398: t(m-1) / sqrt(m) <= 0.997 first at m = 7 (2.447 / 2.646)
     assert seeds_for_half_width(Estimate(1.0, 0.8, 1.25, 4), 0.15) == 7
     assert seeds_for_half_width(Estimate(1.0, 1.0, 1.0, 1), 0.15) is None
+
+
+def test_a_pooled_baseline_is_the_geometric_mean_of_its_two_samples_per_seed():
+    a = {0: RunTime(50.0, False), 1: RunTime(80.0, False), 2: RunTime(10.0, False)}
+    b = {0: RunTime(200.0, False), 1: RunTime(180.0, True)}
+    pooled = pooled_times(a, b)
+    assert pooled == {0: RunTime(100.0, False), 1: RunTime(120.0, True)}  # seed 2: one sample only, left out
+    # against it, a setting at 100 s and 120 s is exactly as fast: ratio 1, no spread
+    r = time_ratio([RunTime(100.0, False), RunTime(120.0, False)], list(pooled.values()))
+    assert r.pairs == 2 and abs(r.value - 1) < 1e-12 and abs(r.lo - 1) < 1e-12 and abs(r.hi - 1) < 1e-12
