@@ -6,10 +6,12 @@ long-completion (`*-cpu-long`) regime; their per-step metrics (generation time w
 generation's mean and longest completion, training time with and without a pi_old pass, grading,
 sync) are fitted by rapidbench.costmodel. Short runs, not a grid of fixed shapes: a run's shapes
 change every step, and timing one shape over and over measured warmer kernels than any run sees
-(the first version did, and over-predicted training by ~35%). ~6 minutes on 2 cores. The
-calibration committed for amd-avx512bf16-2c ran `*-cpu-long` when it was one-digit a+b with the
-working asked for (4 prompts of ~130 tokens per step); the `count` task that preset runs now (one
-prompt per step) is checked, not calibrated on.
+(the first version did, and over-predicted training by ~35%). ~4 minutes on 2 cores. The
+calibration committed for amd-avx512bf16-2c (2026-11-27) ran `*-cpu-long` on `count` (one prompt
+of 4 ~140-token completions per step); the older `arith` pilot under `pilot-long-360s` (4 prompts
+with the working asked for) is a shape it is checked on, not calibrated on. The same setting's
+runs differ by up to ~30% in seconds per step on this shared machine (GRPO's ten: 2.8-3.7 s), so
+no calibration predicts every run within 15%; the mean error says more about the model.
 
 Check: predicts the seconds per step of every finished run under results/runs/*/<this machine's
 tag>/ from its own settings (A, B, G, mean prompt length, mean and longest completion) and
@@ -156,7 +158,10 @@ if __name__ == "__main__":
                     f"calibrated on {len(CALIBRATION_RUNS)} short runs of the suite's loop ({n_gen} generations, "
                     f"{n_train} optimizer steps; {', '.join(p for p, *_ in CALIBRATION_RUNS)}), checked on {len(rows)} "
                     f"finished runs (PPO excluded: its critic is not in the model; {len(skipped)} runs from before "
-                    "the 'longest' metric skipped)", target="<= 0.15", met=worst is not None and worst <= 0.15)
+                    "the 'longest' metric skipped)"
+                    + (f"; mean error {statistics.mean(r['error'] for r in rows):+.3f}, "
+                       f"{sum(abs(r['error']) <= 0.15 for r in rows)} of {len(rows)} runs within 0.15" if rows else ""),
+                    target="<= 0.15", met=worst is not None and worst <= 0.15)
     out = write("cost_model", {"calibration": asdict(cal), "measurements": measured, "runs": rows,
                                "skipped": skipped}, head)
     print(f"wrote {out}")
