@@ -83,12 +83,11 @@ SWEEPS = {
 }
 
 if __name__ == "__main__":
+    import numpy as np
     from common import headline, write
 
     from rapidbench.compare import compare, grow_plan, parse_settings, planned_seeds, read_record
     from rapidbench.harness import hardware_tag
-    import numpy as np
-
     from rapidbench.report import choose_target, find_runs, group, null, paired
     from rapidbench.stats import pooled_times, run_time, seeds_for_half_width, time_ratio
 
