@@ -65,8 +65,8 @@ results: setup
 	$(PY) benchmarks/time_to_accuracy.py --budget $(RESULTS_BUDGET) --seeds $(RESULTS_SEEDS)
 	$(VENV)/bin/rapidbench report results/
 
-# The same in the long-completion regime (issue 17: task count, {algo}-cpu-long, RAPID A=2/4/8/16, 240 s each,
-# target fixed from the pilot); ~66 min per seed on 2 cores, resumable like `results`.
+# The same in the long-completion regime (issue 17: task count, {algo}-cpu-long, GRPO with and without std,
+# batched GRPO, RAPID A=2/4/8/16, 240 s each, target fixed from the pilot); ~75 min per seed on 2 cores, resumable.
 results-long: setup
 	$(PY) benchmarks/time_to_accuracy.py --sweep long --seeds $(RESULTS_SEEDS)
 	$(VENV)/bin/rapidbench report results/

@@ -73,7 +73,11 @@ class RAPID(Algorithm):
         else:
             w = importance_weights(current_logps, mb.old_logps, mb.completion_mask, self.options.eta)  # [n]
         mb.advantages = rapid_advantages(mb.rewards, w, mb.group, self.options.scale_rewards)
-        mb.extras["iw_mean"] = float(w.mean())
+        # What explains an off-policy step (means, so averaging over micro-batches keeps them exact):
+        # the weights' mean, the share at the cap and below 1/2, and the baseline's mass (1/G) sum_j w_j,
+        # which, away from 1, moves every advantage of a group alike (partial credit: r > 0 for most)
+        mb.extras.update(iw_mean=float(w.mean()), iw_capped=float((w >= self.options.eta * (1 - 1e-6)).float().mean()),
+                         iw_low=float((w < 0.5).float().mean()), iw_mass=float(group_mean(w, mb.group).mean()))
 
     def loss(self, inp: LossInputs):
         o = self.options

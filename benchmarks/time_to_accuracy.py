@@ -30,9 +30,16 @@ differences.
 
 `--sweep long`: the long-completion regime (`{algo}-cpu-long` presets: task `count`, ~140-token
 answers, one prompt of 4 completions per step, generation ~61% of a GRPO step), the settings the
-regime issue names: GRPO, batched GRPO at the headline's A (no importance weights), RAPID at A = 2,
-4 (the preset's A, the headline) and 8, and A = 16 (the cost model's fewest seconds per step,
-`rapidbench predict --B 1 --G 4 --completion-tokens 150`), and the null. Target pass@1 0.5 and a
+regime issue names: GRPO, GRPO without std scaling, batched GRPO at the headline's A (no importance
+weights, no std), RAPID at A = 2, 4 (the preset's A, the headline) and 8, A = 16, and the null.
+A = 16 is the largest A tried, where the cost model's seconds per step are fewest (`rapidbench
+predict --B 1 --G 4 --completion-tokens 150 --longest-tokens 192`); by the model's form they fall
+with every larger A here (one generation's fixed cost exceeds the pi_old pass per step), so it is a
+ceiling, not an optimum. GRPO without std was added on 2026-11-27 after a review, before any run of
+this sweep: partial credit keeps groups' rewards close (the pilot's group std before the target:
+median 0.2, down to 0.03), so GRPO's scaling multiplies advantages ~5x (up to ~40x; in the short
+sweep at most 1.7x) and RAPID vs GRPO would mostly measure the scaling; the contrasts take the
+schedule, the scaling and the importance-weighted baseline apart. Target pass@1 0.5 and a
 240 s budget, chosen on 2026-11-27 from the GRPO pilot on the final task (results/runs/count/
 amd-avx512bf16-2c/pilot-long-360s, seed 900, 360 s): 0.075 at the start, 0.16 after 79 s, 0.365
 after 119 s, 0.72 after 159 s, 0.92 after 197 s, then a plateau at 0.92-0.965; 0.5 is on that
@@ -75,9 +82,13 @@ SWEEPS = {
              "output": "time_to_accuracy-long", "subject": "rapid:steps_per_generation=4",
              "contrasts": [("rapid:steps_per_generation=4", "grpo:steps_per_generation=4:scale_rewards=false",
                             "the importance-weighted baseline (same schedule)"),
-                           ("grpo:steps_per_generation=4:scale_rewards=false", "grpo",
-                            "the schedule (A=4) with std scaling off")],
-             "settings": "grpo,grpo:steps_per_generation=4:scale_rewards=false,rapid:steps_per_generation=2,"
+                           ("grpo:steps_per_generation=4:scale_rewards=false", "grpo:scale_rewards=false",
+                            "the schedule: one 4-prompt generation, 4 off-policy steps"),
+                           ("grpo:scale_rewards=false", "grpo", "no std scaling"),
+                           ("rapid:steps_per_generation=4", "grpo:scale_rewards=false",
+                            "RAPID against GRPO without the scaling it does not use")],
+             "settings": "grpo,grpo:scale_rewards=false,grpo:steps_per_generation=4:scale_rewards=false,"
+                         "rapid:steps_per_generation=2,"
                          "rapid:steps_per_generation=4,rapid:steps_per_generation=8,rapid:steps_per_generation=16,"
                          "grpo:replica=1"},
 }

@@ -199,8 +199,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
           f"L={args.completion_tokens:g} longest={base.longest:g}")
     print(tabulate(rows, headers=["A", "s / step", "generation", "grading", "sync", "pi_old pass", "training",
                                   "speed-up vs A=1"], tablefmt="github"))
+    best = best_A(cal, base, tuple(args.A))
+    # where seconds per step still fall at the largest A asked for, that A is a ceiling, not an optimum
+    edge = ", the largest asked for: they fall with every larger A here" if len(args.A) > 1 and best == max(args.A) else ""
     print(f"per-generation share of an on-policy step (RAPID's ceiling): {100 * share(cal, base):.0f}%; "
-          f"fewest seconds per step at A={best_A(cal, base)} (per-step cost only: off-policy steps may teach less)")
+          f"fewest seconds per step at A={best}{edge} (per-step cost only: off-policy steps may teach less)")
     return 0
 
 

@@ -97,6 +97,9 @@ def test_rapid_loss_by_hand():
         ro = rollouts_for()
         r.step_advantages(ro, NEW)
         assert ro.advantages.tolist() == pytest.approx(A, abs=1e-6)
+        # logged: mean weight, share at the cap (1 of 4), below 1/2 (none), mean baseline mass
+        assert ro.extras == pytest.approx({"iw_mean": sum(w) / 4, "iw_capped": 0.25, "iw_low": 0.0,
+                                           "iw_mass": ((w[0] + w[1]) / 2 + (w[2] + w[3]) / 2) / 2}, abs=1e-6)
         assert loss_of(r, ro.advantages) == pytest.approx(want, abs=1e-6)
 
 

@@ -127,6 +127,12 @@ def test_predict_cli(tmp_path):
                         "--completion-tokens", "144", "--longest-tokens", "192"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "speed-up vs A=1" in r.stdout and "RAPID's ceiling" in r.stdout and "longest=192" in r.stdout
+    # decoding free of the batch: seconds per step fall with every A, so the largest is no optimum
+    path.write_text(json.dumps({"calibration": {**TRUE.__dict__, "g1": 0.05, "g2": 0.0001}, "machine": "x"}))
+    r = subprocess.run([sys.executable, "-m", "rapidbench", "predict", "--calibration", str(path), "--completion-tokens",
+                        "144", "--prompt-tokens", "60"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "at A=16, the largest asked for" in r.stdout, r.stdout + r.stderr
+    path.write_text(json.dumps({"calibration": TRUE.__dict__, "machine": "x"}))
     r = subprocess.run([sys.executable, "-m", "rapidbench", "predict", "--calibration", str(tmp_path / "none.json")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "benchmarks/cost_model.py" in r.stderr
