@@ -174,7 +174,8 @@ if __name__ == "__main__":
         sys.exit("time_to_accuracy: no target fixed before the runs: pass --target (from a pilot) to the sweep")
     replica = next((s for s in found if s.replica_of == base.label), None)
     # the baseline's two samples as one: every ratio otherwise divides by the same draw of GRPO
-    pooled = pooled_times(base.run_times(target), replica.run_times(target)) if replica else {}
+    base_steps, replica_times = steps_to(base, target), replica.run_times(target) if replica else {}
+    pooled = pooled_times(base.run_times(target), replica_times)
     rows = []
     for s in found:
         seeds, ratio, diff, reached = paired(s, base, target) if s is not base else ([r.seed for r in s.runs], None, None, "")
@@ -186,9 +187,9 @@ if __name__ == "__main__":
                 "paired_seeds": ratio.pairs, "reached_target_setting_grpo": reached,
                 "final_diff_vs_grpo": round(diff.value, 4), "final_diff_ci95": [round(diff.lo, 4), round(diff.hi, 4)]}
                if ratio else {}),
-            **({"steps_to_target_ratio_vs_grpo": ci(versus(steps_to(s, target), steps_to(base, target)))}
+            **({"steps_to_target_ratio_vs_grpo": ci(versus(steps_to(s, target), base_steps))}
                if ratio else {}),
-            **({"time_ratio_vs_grpo_replica": ci(versus(s.run_times(target), replica.run_times(target))),
+            **({"time_ratio_vs_grpo_replica": ci(versus(s.run_times(target), replica_times)),
                 "time_ratio_vs_both_grpo_samples": ci(versus(s.run_times(target), pooled))}
                if ratio and replica and s is not replica else {}),
             "steps": s.summary_mean("steps"), "s_per_step": round(s.s_per_step(), 2),
