@@ -45,6 +45,11 @@ amd-avx512bf16-2c/pilot-long-360s, seed 900, 360 s): 0.075 at the start, 0.16 af
 after 119 s, 0.72 after 159 s, 0.92 after 197 s, then a plateau at 0.92-0.965; 0.5 is on that
 slope, crossed after ~135 s, 56% of 240 s (the short sweep's target: 60%). (A first pilot, before
 the grader's review, rose later, 0.42 only after 272 s; a 480 s budget had been set from it.)
+Seeds: 10 for every setting, fixed on 2026-11-27 before the first run (80 runs of ~9.5 min with
+evaluations: ~12.5 h on 2 cores, over several sessions; `compare` resumes). No RAPID pilot ran in
+this regime: seed 0 is the first look at RAPID on `count`, and the design stays as written whatever
+it shows. If 10 pairs leave the headline's half-width above 0.15, the plan may grow by the short
+sweep's rule (a width rule, decided before the further runs), never stop early.
 
 The pilots' seeds are not in the sweeps (they use 0..). The headline is the headline setting's
 paired time ratio to GRPO with its t interval; the JSON has every setting's, the null's, and the
@@ -218,7 +223,12 @@ if __name__ == "__main__":
     null_ok = null_ratio is not None and null_ratio.pairs >= 2 and null_ratio.lo <= 1.0 <= null_ratio.hi
     met = (subj_ratio.value <= 0.60 and subj_ratio.hi < 1.0 and all_reached and not missing
            and subj_ratio.pairs >= 2 and null_ok)
-    how = (f"on {hw}: {subj['paired_seeds']} paired seeds x {len(found)} settings ({', '.join(by_label)}), {args.budget:g} s "
+    counts = {}  # seeds finished -> settings: the controls may have fewer than the headline's trio
+    for s in found:
+        counts.setdefault(len(s.finals_by_seed()), []).append(s.label)
+    how = (f"on {hw}: {subj['paired_seeds']} paired seeds for the headline; "
+           + "; ".join(f"{n} seeds: {', '.join(ls)}" for n, ls in sorted(counts.items(), reverse=True))
+           + f"; {args.budget:g} s "
            f"of training each, seeds interleaved; target pass@1 {target:.3f} ({why}); geometric mean over seeds of "
            f"time to target / GRPO's on the same seed, 95% t CI {subj_ratio.fmt()}; runs that reached the "
            f"target (setting / GRPO): {subj_reached}; {nl[3] if nl else 'null'}: "

@@ -295,6 +295,7 @@ def null(baseline: Setting, target: float, settings: list[Setting] = ()) -> tupl
 
 
 def paired_table(settings: list[Setting], target: float, baseline: Setting) -> str:
+    """Every setting against the baseline, then the null row; '' when there is neither."""
     rows = []
     for s in settings:
         if s is baseline or s.replica_of == baseline.label:  # the replicate is the null row
@@ -305,6 +306,8 @@ def paired_table(settings: list[Setting], target: float, baseline: Setting) -> s
     if nl:
         ratio, diff, reached, name = nl
         rows.append([name, ratio.pairs, reached, ratio.fmt(), diff.fmt(3, signed=True)])
+    if not rows:
+        return ""
     return _table(rows, ["setting", "paired seeds", f"reached target (setting / {baseline.label})",
                          f"time to target / {baseline.label}'s [95% CI]", "final pass@1 - baseline's [95% CI]"])
 
@@ -416,8 +419,8 @@ def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: flo
             base = next((s for s in originals if s.algo != subject), None)  # the named one is absent
         doc += [f"## {settings[0].section}", "", *_describe_runs(settings, out),
                 "### Final accuracy (held-out; mean ± std over seeds)", "", accuracy_table(settings, ks), ""]
-        others = [s for s in settings if s is not base and s.replica_of != getattr(base, "label", None)]
-        if tgt is not None and base is not None and (others or null(base, tgt, settings)):
+        table = paired_table(settings, tgt, base) if tgt is not None and base is not None else ""
+        if table:
             doc += ["### Time to target, paired by seed", "",
                     f"Target: pass@1 = {tgt:.3f}, {why}. Each run's time to the target is read off its own "
                     "curve (linear between evaluations), where it reaches the target and the next evaluation "
@@ -429,7 +432,7 @@ def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: flo
                     f"compares {base.label} with itself on other seeds (its replicate where the comparison ran one): "
                     "it checks the machinery, and its interval should cover 1; each ratio is judged by its own "
                     "interval against 1 (`rapidbench/stats.py`).", "",
-                    paired_table(settings, tgt, base), ""]
+                    table, ""]
             if fixed:  # a target chosen after the runs is not evidence beside one fixed before
                 compared.append((base, tgt, settings))
         doc += ["### Where the training time goes (mean seconds per run)", "", phase_table(settings), ""]

@@ -141,3 +141,22 @@ def test_predict_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "rapidbench", "predict", "--calibration", str(path)],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "lacks t2" in r.stderr and "re-run" in r.stderr, r.stderr
+
+
+def test_check_by_setting_pools_a_settings_runs():
+    """benchmarks/cost_model.py's per-setting check: mean prediction over a setting's runs against its
+    mean measured seconds per step, runs grouped by their directory's parent."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "cost_model.py"
+    spec = importlib.util.spec_from_file_location("cost_model_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)  # its work sits under __main__
+    rows = [{"run": "r/grpo/seed0", "predicted_s_per_step": 3.0, "measured_s_per_step": 2.5, "error": 0.2},
+            {"run": "r/grpo/seed1", "predicted_s_per_step": 3.0, "measured_s_per_step": 3.5, "error": -0.143},
+            {"run": "r/rapid/seed0", "predicted_s_per_step": 2.0, "measured_s_per_step": 1.6, "error": 0.25}]
+    got = {s["setting"]: s for s in bench.by_setting(rows)}
+    assert got["r/grpo"]["runs"] == 2 and got["r/grpo"]["error"] == 0.0  # 3.0 / mean(2.5, 3.5) - 1
+    assert got["r/grpo"]["runs_error_range"] == [-0.143, 0.2]
+    assert got["r/rapid"]["error"] == 0.25 and got["r/rapid"]["measured_s_per_step"] == 1.6
