@@ -144,6 +144,7 @@ class Setting:
     label: str
     runs: list[RunRecord] = field(default_factory=list)
     regime: str = ""
+    budget: str = ""  # set only where runs of one task, regime and machine had different budgets
 
     @property
     def algo(self) -> str:
@@ -157,12 +158,13 @@ class Setting:
     @property
     def section(self) -> str:
         """What its table and plots are titled by: the task (and regime) and the kind of machine."""
-        return f"{self.task}{f' ({self.regime})' if self.regime else ''} on {self.hw}"
+        kind = ", ".join(x for x in (self.regime, self.budget and f"{self.budget} s budget") if x)
+        return f"{self.task}{f' ({kind})' if kind else ''} on {self.hw}"
 
     @property
     def stem(self) -> str:
         """Its plots' file-name stem."""
-        return "-".join(x for x in (self.task, self.regime, self.hw) if x)
+        return "-".join(x for x in (self.task, self.regime, self.budget and f"{self.budget}s", self.hw) if x)
 
     def finals(self, metric: str = "pass@1") -> list[float]:
         return [r.evals[-1][metric] for r in self.runs if r.evals and metric in r.evals[-1]]
@@ -209,11 +211,19 @@ class Setting:
 
 def group(runs: list[RunRecord]) -> dict[tuple[str, str, str], list[Setting]]:
     """(task, regime, hardware tag) -> settings (sorted by label), each holding its runs (one per
-    seed). Runs made on different kinds of machine never share a table: their clocks do not compare."""
+    seed). Runs made on different kinds of machine never share a table: their clocks do not compare.
+    Runs with different training budgets (a pilot beside its sweep) are not one comparison either:
+    where they meet, each budget is a section of its own, keyed (task, "regime, N s", tag)."""
+    def budget(r: RunRecord) -> str:
+        return f"{r.config.get('time_budget') or 0:g}"
+
+    mixed = {k for k in {(r.task, r.regime, r.hw) for r in runs}
+             if len({budget(r) for r in runs if (r.task, r.regime, r.hw) == k}) > 1}
     out: dict[tuple[str, str, str], dict[str, Setting]] = {}
     for r in runs:
-        by = out.setdefault((r.task, r.regime, r.hw), {})
-        by.setdefault(r.label, Setting(r.task, r.hw, r.label, regime=r.regime)).runs.append(r)
+        b = budget(r) if (r.task, r.regime, r.hw) in mixed else ""
+        by = out.setdefault((r.task, ", ".join(x for x in (r.regime, b and f"{b} s") if x), r.hw), {})
+        by.setdefault(r.label, Setting(r.task, r.hw, r.label, regime=r.regime, budget=b)).runs.append(r)
     return {key: [s for _, s in sorted(by.items())] for key, by in sorted(out.items())}
 
 

@@ -373,3 +373,23 @@ def test_benchmark_headlines_are_listed_per_machine(tmp_path):
     t = tables(bench)
     assert len(t) == 2 and t[0]["[sampler_throughput](bench/amd-avx2-2c/sampler_throughput.json)"]["met"] == "no"
     assert t[1]["[sampler_throughput](bench/intel-avx512bf16-2c/sampler_throughput.json)"]["value"] == "3.2"
+
+
+def test_a_pilot_with_another_budget_is_its_own_section(tmp_path):
+    """A pilot run (other training budget) beside a sweep's runs is not paired with them: where
+    budgets meet, each budget is a section; a lone budget keeps the plain title."""
+    make_runs(tmp_path / "sweep")
+    d = fake_run(tmp_path / "pilot", "grpo", 900, [(0.0, 0.1), (300.0, 0.9)])
+    cfg = json.loads((d / "config.json").read_text())
+    (d / "config.json").write_text(json.dumps({**cfg, "time_budget": 360.0}))
+    sweep_budget = {json.loads((r.path / "config.json").read_text()).get("time_budget") or 0
+                    for r in find_runs([str(tmp_path / "sweep")])}
+    assert 360.0 not in sweep_budget
+    runs = find_runs([str(tmp_path)])
+    keys = list(group(runs))
+    b = f"{sweep_budget.pop():g}"
+    assert keys == sorted([("arith", f"{b} s", "amd-avx2-2c"), ("arith", "360 s", "amd-avx2-2c")])
+    pilot = group(runs)["arith", "360 s", "amd-avx2-2c"]
+    assert [s.label for s in pilot] == ["grpo"] and pilot[0].section == "arith (360 s budget) on amd-avx2-2c"
+    assert pilot[0].stem == "arith-360s-amd-avx2-2c"
+    assert list(group(find_runs([str(tmp_path / "sweep")]))) == [("arith", "", "amd-avx2-2c")]
