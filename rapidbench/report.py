@@ -217,8 +217,10 @@ def group(runs: list[RunRecord]) -> dict[tuple[str, str, str], list[Setting]]:
     def budget(r: RunRecord) -> str:
         return f"{r.config.get('time_budget') or 0:g}"
 
-    mixed = {k for k in {(r.task, r.regime, r.hw) for r in runs}
-             if len({budget(r) for r in runs if (r.task, r.regime, r.hw) == k}) > 1}
+    budgets: dict[tuple[str, str, str], set[str]] = {}
+    for r in runs:
+        budgets.setdefault((r.task, r.regime, r.hw), set()).add(budget(r))
+    mixed = {k for k, v in budgets.items() if len(v) > 1}
     out: dict[tuple[str, str, str], dict[str, Setting]] = {}
     for r in runs:
         b = budget(r) if (r.task, r.regime, r.hw) in mixed else ""

@@ -382,8 +382,7 @@ def test_a_pilot_with_another_budget_is_its_own_section(tmp_path):
     d = fake_run(tmp_path / "pilot", "grpo", 900, [(0.0, 0.1), (300.0, 0.9)])
     cfg = json.loads((d / "config.json").read_text())
     (d / "config.json").write_text(json.dumps({**cfg, "time_budget": 360.0}))
-    sweep_budget = {json.loads((r.path / "config.json").read_text()).get("time_budget") or 0
-                    for r in find_runs([str(tmp_path / "sweep")])}
+    sweep_budget = {r.config.get("time_budget") or 0 for r in find_runs([str(tmp_path / "sweep")])}
     assert 360.0 not in sweep_budget
     runs = find_runs([str(tmp_path)])
     keys = list(group(runs))
