@@ -48,7 +48,7 @@ if __name__ == "__main__":
     # Memory grows a little over a long run (allocator fragmentation): include the full-length runs
     # of the same setting that `make results` recorded on this kind of machine, when present.
     from rapidbench.harness import hardware_tag
-    from rapidbench.report import find_runs
+    from rapidbench.runs import find_runs
 
     ref = [r for r in find_runs([str(ROOT / "results" / "runs" / "arith" / hardware_tag())])
            if r.path.parent.name in ("rapid", "grpo") and "peak_rss_mib" in r.summary]  # default A, not the sweep's

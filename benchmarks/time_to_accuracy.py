@@ -104,7 +104,8 @@ if __name__ == "__main__":
 
     from rapidbench.compare import compare, grow_plan, parse_settings, planned_seeds, read_record
     from rapidbench.harness import hardware_tag
-    from rapidbench.report import choose_target, find_runs, group, null, paired
+    from rapidbench.report import choose_target, null, paired
+    from rapidbench.runs import find_runs, group
     from rapidbench.stats import pooled_times, run_time, seeds_for_half_width, time_ratio
 
     def ci(e, digits=3):

@@ -106,7 +106,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from rapidbench.report import build_report, find_runs
+    from rapidbench.report import build_report
+    from rapidbench.runs import find_runs
 
     runs = find_runs(args.paths)
     if not runs:

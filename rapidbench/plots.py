@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rapidbench.report import PHASES, Setting, mean_curve
+from rapidbench.runs import PHASES, Setting, mean_curve
 
 PNG_META = {"Software": None}
 PHASE_NAMES = {"gen_s": "generation", "grade_s": "grading", "sync_s": "weight sync", "train_s": "training",

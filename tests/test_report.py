@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rapidbench.report import build_report, find_runs, group, mean_curve, time_to_target
+from rapidbench.report import build_report
+from rapidbench.runs import find_runs, group, mean_curve, time_to_target
 
 ROOT = Path(__file__).resolve().parent.parent
 
