@@ -107,9 +107,6 @@ def find_runs(paths: list[str]) -> list[RunRecord]:
     return runs
 
 
-time_to_target = crossing_time  # first time a curve reaches a target (rapidbench.stats)
-
-
 def mean_curve(curves: list[tuple[np.ndarray, np.ndarray]], points: int = GRID_POINTS):
     """Seeds evaluated at slightly different times: interpolate each onto one grid up to the latest
     last evaluation, a seed that stopped earlier holding its final value (its budget is spent, its
@@ -182,7 +179,7 @@ class Setting:
     def time_to(self, target: float) -> float | None:
         """When the seed-mean curve reaches `target` (descriptive; the comparison is paired by seed)."""
         grid, mean, _, _ = self.mean_curve()
-        return time_to_target(grid, mean, target) if len(grid) else None
+        return crossing_time(grid, mean, target) if len(grid) else None
 
     def run_times(self, target: float) -> dict[int, RunTime]:
         """Seed -> time to `target` (censored at its training time when never reached)."""

@@ -13,19 +13,20 @@ import numpy as np
 import pytest
 
 from rapidbench.report import build_report
-from rapidbench.runs import find_runs, group, mean_curve, time_to_target
+from rapidbench.runs import find_runs, group, mean_curve
+from rapidbench.stats import crossing_time
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_time_to_target_interpolates_between_evaluations():
     t, acc = np.array([0.0, 10.0, 20.0]), np.array([0.2, 0.4, 0.8])
-    assert time_to_target(t, acc, 0.6) == pytest.approx(15.0)  # halfway from 0.4 to 0.8
-    assert time_to_target(t, acc, 0.4) == pytest.approx(10.0)
-    assert time_to_target(t, acc, 0.1) == 0.0  # already there at the first evaluation
-    assert time_to_target(t, acc, 0.81) is None
+    assert crossing_time(t, acc, 0.6) == pytest.approx(15.0)  # halfway from 0.4 to 0.8
+    assert crossing_time(t, acc, 0.4) == pytest.approx(10.0)
+    assert crossing_time(t, acc, 0.1) == 0.0  # already there at the first evaluation
+    assert crossing_time(t, acc, 0.81) is None
     # a touch that falls back does not count: 0.7 at 10 s dips to 0.5; it stays from 20 + 0.1/0.4 * 10 = 22.5 s
-    assert time_to_target(np.array([0.0, 10, 20, 30]), np.array([0.2, 0.7, 0.5, 0.9]), 0.6) == pytest.approx(22.5)
+    assert crossing_time(np.array([0.0, 10, 20, 30]), np.array([0.2, 0.7, 0.5, 0.9]), 0.6) == pytest.approx(22.5)
 
 
 def test_mean_curve_over_seeds_on_a_common_grid():
