@@ -14,6 +14,12 @@ Every setting runs the same seeds; seed k of a setting is compared with seed k o
   seeds, 89% at 10.
   With censoring on the setting's side the estimate is a lower bound; on the baseline's side, an
   upper bound.
+  Every run has the same budget, so a censored time is min(T, budget), exactly observed; the
+  interval is then one of the ratio of capped times. A cap puts a point mass in the log ratios (0
+  for a pair that both missed), which normality does not allow; simulated under no difference
+  (tests/test_stats.py), runs that either take off or stay below the target to the end, the
+  interval still held 94-97% at 5-10 pairs, and an exact sign-flip interval (no normality) was no
+  narrower: checked on 2026-11-27 after the long sweep's null excluded 1 at 5 pairs, and kept.
 - Final accuracy: the mean over seeds of the paired difference in final pass@1, same interval.
   (A difference, not a ratio: ratios of accuracies near 0 explode.)
 - The null (A/A): the baseline against itself: against its replicate (the same setting under
