@@ -1,8 +1,9 @@
 """Calibrate the cost model on this machine and check it against the runs it made.
 
-Calibration: five short runs of the suite's own loop (launchers/run.py: vLLM sampler, DeepSpeed
+Calibration: six short runs of the suite's own loop (launchers/run.py: vLLM sampler, DeepSpeed
 trainer, dtype auto, the embedded model), GRPO and RAPID A = 4 in the short (`*-cpu`) and the
-long-completion (`*-cpu-long`, task `count`) regime, and GRPO with 16 long rows a step; their
+long-completion (`*-cpu-long`, task `count`) regime, GRPO with 16 long rows a step and RAPID
+A = 16 (one generation of 64 long sequences); their
 per-step metrics (generation time with each generation's mean and longest completion, training time
 with and without a pi_old pass, grading, sync) are fitted by rapidbench.costmodel. Short runs, not a
 grid of fixed shapes: a run's shapes change every step, and timing one shape over and over measured
@@ -53,6 +54,9 @@ CALIBRATION_RUNS = [
     # 16 long rows per step (2 full micro-batches of ~200-token rows): without it the fit saw long
     # rows only 4 at a time and under-predicted the arith long pilot (16 rows of ~160 tokens) by 17%
     ("grpo-cpu-long", 6, ["algo_args.prompts_per_step=4"]),
+    # one generation of 64 long sequences (A = 16): without it the fit saw long generations of at most
+    # 16 and, extrapolated, under-predicted A = 16's generation by ~40% on the AMX machine (-20% a step)
+    ("rapid-cpu-long", 32, ["algo_args.steps_per_generation=16"]),
 ]
 QUIET_EVAL = ["eval.at_start=false", "eval.every_steps=0", "eval.every_seconds=0", "eval.num_problems=2",
               "eval.n_samples=1", "eval.k=[1]"]  # the run's last evaluation only, and a tiny one: it is off the clock
