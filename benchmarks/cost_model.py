@@ -3,12 +3,12 @@
 Calibration: six short runs of the suite's own loop (launchers/run.py: vLLM sampler, DeepSpeed
 trainer, dtype auto, the embedded model), GRPO and RAPID A = 4 in the short (`*-cpu`) and the
 long-completion (`*-cpu-long`, task `count`) regime, GRPO with 16 long rows a step and RAPID
-A = 16 (one generation of 64 long sequences); their
-per-step metrics (generation time with each generation's mean and longest completion, training time
-with and without a pi_old pass, grading, sync) are fitted by rapidbench.costmodel. Short runs, not a
-grid of fixed shapes: a run's shapes change every step, and timing one shape over and over measured
-warmer kernels than any run sees (the first version did, and over-predicted training by ~35%).
-~7 minutes on 2 cores. The same setting's runs differ by up to ~30% in seconds per step on this
+A = 16 (one generation of 64 long sequences); their per-step metrics (generation time with each
+generation's mean and longest completion, training time with and without a pi_old pass, grading,
+sync) are fitted by rapidbench.costmodel. Short runs, not a grid of fixed shapes: a run's shapes
+change every step, and timing one shape over and over measured warmer kernels than any run sees
+(the first version did, and over-predicted training by ~35%). ~9 minutes on the AMD machine (five
+runs: ~7), ~13 on the AMX one. The same setting's runs differ by up to ~30% in seconds per step on this
 shared machine (GRPO's ten: 2.8-3.7 s), so no calibration predicts every run within 15%. The
 headline is therefore a setting's error: the mean prediction over its runs against its mean
 measured seconds per step (the JSON's `settings`), with the single runs' worst and mean error
@@ -20,6 +20,12 @@ calibration's worst setting is 0.139 (RAPID A = 8 of the long sweep; the pilot +
 sweep errors -4% to -14% (at 113 runs, seeds 0-4 of the long sweep: 0.128, -4% to -13%): coverage
 gained, not accuracy everywhere. Two calibrations of this machine trade intercept for slope (train
 t0 0.89 -> 0.0 s, t1 +50%) on the same shapes.
+History on intel-avx512bf16-2c (2026-11-27, the long regime's pilot, one run per setting): five
+runs predicted GRPO -4.2%, RAPID A = 4 -3.9% and A = 16 -20.4% (a 64-sequence generation, never
+seen by the fit, under-predicted by ~40%); the sixth run was added for it, decided before
+re-calibrating. The re-calibration ran on a host that had slowed by up to ~1.7x since (the same
+training shape 2.66 -> 4.66 s; a bf16 matmul 1.96 -> 1.14 TFLOP/s within 15 min; nothing in the
+load record): A = 16 +0.3%, GRPO +6.9%, A = 4 +15.6%, runs made on the slowed host -14% to -38%.
 
 Check: predicts the seconds per step of every finished run under results/runs/*/<this machine's
 tag>/ from its own settings (A, B, G, mean prompt length, mean and longest completion) and
