@@ -125,10 +125,23 @@ def test_a_run_something_else_ran_beside_is_called_disturbed():
     import subprocess
     import sys
 
-    meter = LoadMeter()
+    meter = LoadMeter(probe=False)  # the probe's own CPU is this process's, but keep the test to the counters
     spin = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 1.5: pass"])
     time.sleep(2.0)
     rec = meter.summary()  # the child is not waited for yet: its CPU is not this process's
     spin.wait()
     if rec["busy_s"] is not None:  # None where /proc/stat is a bigger host's
         assert rec["busy_s"] - rec["cpu_s"] >= 1.0 and disturbed({"load": rec, "machine": cpu})
+
+
+def test_the_load_record_has_the_hosts_speed_at_start_and_end():
+    """speed_probe's three kernels, in every run's load record: positive rates of work, and the
+    same keys at both ends so a later reader can divide one by the other."""
+    from rapidbench.harness import LoadMeter, speed_probe
+
+    probe = speed_probe(seconds=0.02)
+    assert set(probe) == {"bf16_gflops", "fp32_gflops", "copy_gbs"} and all(v > 0 for v in probe.values())
+    rec = LoadMeter().summary()
+    assert set(rec["speed_start"]) == set(rec["speed_end"]) == set(probe)
+    assert all(v > 0 for v in (*rec["speed_start"].values(), *rec["speed_end"].values()))
+    assert "speed_start" not in LoadMeter(probe=False).summary()
