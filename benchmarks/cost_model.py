@@ -7,11 +7,11 @@ A = 16 (one generation of 64 long sequences); their per-step metrics (generation
 generation's mean and longest completion, training time with and without a pi_old pass, grading,
 sync) are fitted by rapidbench.costmodel. Short runs, not a grid of fixed shapes: a run's shapes
 change every step, and timing one shape over and over measured warmer kernels than any run sees
-(the first version did, and over-predicted training by ~35%). ~9 minutes on the AMD machine (five
-runs: ~7), ~13 on the AMX one. The same setting's runs differ by up to ~30% in seconds per step on this
-shared machine (GRPO's ten: 2.8-3.7 s), so no calibration predicts every run within 15%. The
-headline is therefore a setting's error: the mean prediction over its runs against its mean
-measured seconds per step (the JSON's `settings`), with the single runs' worst and mean error
+(the first version did, and over-predicted training by ~35%). ~13 minutes on the AMX machine; on
+the AMD one the first five took ~7. The same setting's runs differ by up to ~30% in seconds per
+step on this shared machine (GRPO's ten: 2.8-3.7 s), so no calibration predicts every run within
+15%. The headline is therefore a setting's error: the mean prediction over its runs against its
+mean measured seconds per step (the JSON's `settings`), with the single runs' worst and mean error
 beside it (`runs`).
 History on amd-avx512bf16-2c (2026-11-27): four calibration runs (long rows only 4 a step) missed
 the `arith` long pilot (16 rows of ~160 tokens a step) by -17.3% and the long sweep's settings by
