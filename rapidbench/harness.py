@@ -177,8 +177,7 @@ class LoadMeter:
     slowed by something else; read it before trusting its wall-clock."""
 
     def __init__(self, probe: bool = True):
-        self.probe = probe
-        self.probe0 = speed_probe() if probe else None
+        self.speed0 = speed_probe() if probe else None
         self.t0, self.cpu0, (self.steal0, self.busy0) = time.monotonic(), self._cpu(), self._stat()
         self.load0 = os.getloadavg()[0]
 
@@ -210,7 +209,7 @@ class LoadMeter:
                 "busy_s": None if busy is None or self.busy0 is None else round(busy - self.busy0, 1),
                 "loadavg_start": round(self.load0, 2), "loadavg_end": round(os.getloadavg()[0], 2),
                 "steal_s": None if steal is None or self.steal0 is None else round(steal - self.steal0, 1),
-                **({"speed_start": self.probe0, "speed_end": speed_probe()} if self.probe else {})}
+                **({"speed_start": self.speed0, "speed_end": speed_probe()} if self.speed0 is not None else {})}
 
 
 OTHERS_MAX = 0.10  # cores' worth of CPU other processes may take beside a run
