@@ -14,7 +14,7 @@ DEMO_DIR    ?= runs/demo
 RESULTS_BUDGET ?= 180
 RESULTS_SEEDS ?= 10
 
-.PHONY: setup sandbox-deps demo test test-all bench results results-long clean-venv
+.PHONY: setup sandbox-deps demo test test-all bench results results-long results-long-amx clean-venv
 
 setup: $(STAMP) sandbox-deps
 
@@ -69,6 +69,12 @@ results: setup
 # batched GRPO, RAPID A=2/4/8/16, 240 s each, target fixed from the pilot); ~75 min per seed on 2 cores, resumable.
 results-long: setup
 	$(PY) benchmarks/time_to_accuracy.py --sweep long --seeds $(RESULTS_SEEDS)
+	$(VENV)/bin/rapidbench report results/
+
+# The long regime on the Intel AMX machine only (GRPO with and without std, RAPID A=4, the null; 640 s each,
+# fixed from the AMX pilot): ~19 min a run, ~76 min per seed, resumable; refused on other machines.
+results-long-amx: setup
+	$(PY) benchmarks/time_to_accuracy.py --sweep long-amx --seeds $(RESULTS_SEEDS)
 	$(VENV)/bin/rapidbench report results/
 
 test: setup

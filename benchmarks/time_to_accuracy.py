@@ -51,12 +51,29 @@ this regime: seed 0 is the first look at RAPID on `count`, and the design stays 
 it shows. If 10 pairs leave the headline's half-width above 0.15, the plan may grow by the short
 sweep's rule (a width rule, decided before the further runs), never stop early.
 
+`--sweep long-amx`: the same regime on the Intel AMX machine (`intel-avx512bf16-2c`, refused
+elsewhere), where generation is 69% of a GRPO step and RAPID A = 4's step 0.52x GRPO's (0.75x on
+AMD), fixed on 2026-11-27 before its first run from the AMX pilot (results/runs/count/intel-
+avx512bf16-2c/pilot-long-360s, seeds 900-901, 360 s): GRPO went 0.075 -> 0.25 at 273 s -> 0.495 at
+362 s (seed 900) and 0.07 -> 0.42 at ~270 s -> 0.515 at 369 s (seed 901); RAPID A = 4 0.43-0.45
+after ~290-300 s. Target 0.5, the long sweep's, crossed by GRPO at ~360 s, so a budget of 640 s
+(the crossing at 56%, as on AMD). A run costs ~19 min there (640 s of training, nine evaluations
+of 40-55 s, start-up), so the settings are the headline's and the one control the AMD sweep found
+to matter: GRPO, GRPO without std scaling (1.48x GRPO's time on AMD at 5 pairs: RAPID does not
+scale), RAPID A = 4 and the null; 10 seeds each, interleaved (40 runs, ~13 h over several
+sessions). Batched GRPO and the other A run on the AMD machine only. The host's speed: that
+pilot's host slowed ~1.7x within an hour with a clean load record, so every run records
+`load.speed_start`/`speed_end` (harness.speed_probe); the rule, fixed here before the runs, is a
+sensitivity, not a filter: a run is "slowed" when the lower of its two bf16 readings is below 0.75x
+the median of the sweep's runs' start readings, and the JSON gives the headline and the null with
+every pair holding a slowed run left out beside the full ones; the headline is the full one.
+
 The pilots' seeds are not in the sweeps (they use 0..). The headline is the headline setting's
 paired time ratio to GRPO with its t interval; the JSON has every setting's, the null's, and the
 seeds a half-width of 0.15 would need. Runs land under results/runs/<task>/<hardware tag>/sweep-
 <budget>s; re-running continues.
 
-    python benchmarks/time_to_accuracy.py [--sweep short|long] [--seeds 10] [--headline-seeds 16] [--no-run]
+    python benchmarks/time_to_accuracy.py [--sweep short|long|long-amx] [--seeds 10] [--headline-seeds 16] [--no-run]
 """
 
 from __future__ import annotations
@@ -96,6 +113,13 @@ SWEEPS = {
                          "rapid:steps_per_generation=2,"
                          "rapid:steps_per_generation=4,rapid:steps_per_generation=8,rapid:steps_per_generation=16,"
                          "grpo:replica=1"},
+    "long-amx": {"task": "count", "preset": "{algo}-cpu-long", "budget": 640.0, "target": 0.5, "headline_seeds": 0,
+                 "output": "time_to_accuracy-long", "subject": "rapid:steps_per_generation=4",
+                 "machine": "intel-avx512bf16-2c",
+                 "contrasts": [("grpo:scale_rewards=false", "grpo", "no std scaling"),
+                               ("rapid:steps_per_generation=4", "grpo:scale_rewards=false",
+                                "RAPID against GRPO without the scaling it does not use")],
+                 "settings": "grpo,grpo:scale_rewards=false,rapid:steps_per_generation=4,grpo:replica=1"},
 }
 
 if __name__ == "__main__":
@@ -136,6 +160,9 @@ if __name__ == "__main__":
     ap.add_argument("--no-run", action="store_true", help="only read the finished runs (the sweep may be partial)")
     args = ap.parse_args()
     sweep = SWEEPS[args.sweep]
+    if sweep.get("machine", hardware_tag()) != hardware_tag():  # its JSON goes under this machine's tag too
+        sys.exit(f"time_to_accuracy: --sweep {args.sweep} is planned and read on {sweep['machine']} (its budget is "
+                 f"set from a pilot there); this machine is {hardware_tag()}: use --sweep long here")
     if args.target is None and args.task in (None, sweep["task"]):
         args.target = sweep["target"]
     args.task = args.task or sweep["task"]
