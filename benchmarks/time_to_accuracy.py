@@ -115,7 +115,7 @@ SWEEPS = {
                          "grpo:replica=1"},
     "long-amx": {"task": "count", "preset": "{algo}-cpu-long", "budget": 640.0, "target": 0.5, "headline_seeds": 0,
                  "output": "time_to_accuracy-long", "subject": "rapid:steps_per_generation=4",
-                 "machine": "intel-avx512bf16-2c",
+                 "machine": "intel-avx512bf16-2c", "slowed_below": 0.75,
                  "contrasts": [("grpo:scale_rewards=false", "grpo", "no std scaling"),
                                ("rapid:steps_per_generation=4", "grpo:scale_rewards=false",
                                 "RAPID against GRPO without the scaling it does not use")],
@@ -140,6 +140,27 @@ if __name__ == "__main__":
         setting learns per step, free of the clock's noise; time = steps x seconds per step."""
         return {r.pair_seed: run_time(np.array([e["step"] for e in r.evals], dtype=float), r.curve()[1], target,
                                       r.summary["steps"]) for r in s.runs if r.evals}
+
+    def slowed_sensitivity(found, base, subject, target, below, root):
+        """The headline and the null again without every pair that holds a run on a slowed host
+        (harness.slowed, the rule fixed with the sweep); None where the sweep fixed no rule."""
+        if not below:
+            return None
+        from dataclasses import replace
+
+        from rapidbench.harness import slowed
+
+        everyone = [r for s in found for r in s.runs]
+        flags = dict(zip(map(id, everyone), slowed([r.summary for r in everyone], below)))
+        out = {"rule": f"the lower bf16 reading of a run < {below} x the median start reading of the sweep's runs",
+               "runs": sorted(str(r.path.relative_to(root)) for r in everyone if flags[id(r)])}
+        keep = {s.label: replace(s, runs=[r for r in s.runs if not flags[id(r)]]) for s in found}
+        if min(len(keep[s.label].runs) for s in (base, subject)) < 2:
+            return {**out, "headline_without": None, "null_without": None}
+        _, ratio, _, _ = paired(keep[subject.label], keep[base.label], target)
+        nl = null(keep[base.label], target, [k for k in keep.values() if k.runs])
+        return {**out, "headline_without": ci(ratio) if ratio.pairs else None,
+                "null_without": ci(nl[0]) if nl and nl[0].pairs else None}
 
     def versus(a: dict, b: dict):
         keys = sorted(set(a) & set(b))
@@ -244,6 +265,7 @@ if __name__ == "__main__":
                               "time_ratio": ci(r), "final_diff": ci(d, 4), "reached": reached,
                               "steps_to_target_ratio": ci(versus(steps_to(sa, target), steps_to(sb, target)))})
             print("contrast", contrasts[-1], flush=True)
+    slow = slowed_sensitivity(found, base, by_label[subject_label], target, sweep.get("slowed_below"), root)
     # a censored pair makes the ratio a bound, not a measurement: met only when every run got there,
     # and only on the whole plan (no verdict from a sweep stopped when it looked good), >= 2 pairs,
     # and with the null's interval covering 1 (else the machinery, not the setting, may be speaking)
@@ -272,7 +294,7 @@ if __name__ == "__main__":
                  "null_ci95": [round(null_ratio.lo, 3), round(null_ratio.hi, 3)] if null_ratio else None,
                  "null_ratio": round(null_ratio.value, 3) if null_ratio else None, "null": nl[3] if nl else None,
                  "reached_target_setting_grpo": subj_reached, "planned_seeds": planned, "unfinished": missing,
-                 "redone": redone,
+                 "redone": redone, **({"slowed": slow} if slow else {}),
                  "seeds_for_half_width_0.15": need})
     out = write(sweep["output"], {"task": args.task, "runs_hardware": hw, "budget_s": args.budget,
                                      "target_pass@1": target, "target_source": why, "baseline": "grpo",

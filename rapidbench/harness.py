@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import resource
+import statistics
 import sys
 import time
 from contextlib import contextmanager
@@ -149,7 +150,7 @@ def speed_probe(seconds: float = 0.1) -> dict[str, float]:
     bf16 and in fp32, GB/s of a 64 MiB copy (read + write). Contention outside this guest changes it
     without a trace in the CPU counters: on the AMX machine a bf16 2048^3 matmul went 1.96 -> 1.14
     TFLOP/s within 15 minutes while fp32 held at 0.30, and the runs' load records stayed clean
-    (2026-11-27). Recorded, not judged: no threshold has been fixed for it yet."""
+    (2026-11-27). Judged only by `slowed`, as a sensitivity beside a sweep's headline."""
     import torch
 
     def rate(fn, work: float) -> float:
@@ -234,6 +235,26 @@ def disturbed(summary: dict[str, Any]) -> str | None:
         return None
     share = load["cpu_s"] / (load["wall_s"] * machine["cores"])
     return f"CPU share {share:.3f} < {CPU_SHARE_MIN}" if share < CPU_SHARE_MIN else None
+
+
+SLOWED_BELOW = 0.75  # a run's slower bf16 reading against the sweep's median start reading
+
+
+def slowed(summaries: list[dict[str, Any]], below: float = SLOWED_BELOW) -> list[bool]:
+    """Which of a sweep's runs ran on a slowed host, from their load records' speed readings
+    (speed_probe, bf16 matmul GFLOP/s at start and end): the lower of a run's two readings below
+    `below` x the median of every run's start reading. A sensitivity, not a filter: the AMX host
+    slowed ~1.7x with a clean load record (2026-11-27); the rule was fixed for the AMX long sweep
+    before its runs. Runs without readings are never called slowed."""
+    def bf16(summary: dict, key: str) -> float | None:
+        return ((summary.get("load") or {}).get(key) or {}).get("bf16_gflops")
+
+    starts = [v for v in (bf16(s, "speed_start") for s in summaries) if v]
+    if not starts:
+        return [False] * len(summaries)
+    ref = statistics.median(starts)
+    lows = [min((v for v in (bf16(s, "speed_start"), bf16(s, "speed_end")) if v), default=None) for s in summaries]
+    return [low is not None and low < below * ref for low in lows]
 
 
 class ExternalLog:

@@ -134,6 +134,21 @@ def test_a_run_something_else_ran_beside_is_called_disturbed():
         assert rec["busy_s"] - rec["cpu_s"] >= 1.0 and disturbed({"load": rec, "machine": cpu})
 
 
+def test_a_run_is_called_slowed_against_the_sweeps_median_start_speed():
+    """The lower of a run's two bf16 readings against 0.75 x the median start reading of all runs
+    (here 1000): 740 at the end is slowed, 760 is not; a slow start counts like a slow end; runs
+    without readings are never slowed and do not move the median."""
+    from rapidbench.harness import slowed
+
+    def run(start, end):
+        return {"load": {"speed_start": {"bf16_gflops": start}, "speed_end": {"bf16_gflops": end}}}
+
+    runs = [run(1000, 990), run(1000, 740), run(980, 760), run(700, 1000), run(1200, 1100), {"load": {}}, {}]
+    assert slowed(runs) == [False, True, False, True, False, False, False]
+    assert slowed(runs, below=0.5) == [False] * 7
+    assert slowed([{}, {"load": {"wall_s": 1.0}}]) == [False, False]
+
+
 def test_the_load_record_has_the_hosts_speed_at_start_and_end():
     """speed_probe's three kernels, in every run's load record: positive rates of work, and the
     same keys at both ends so a later reader can divide one by the other."""
