@@ -162,6 +162,9 @@ if __name__ == "__main__":
         return {**out, "headline_without": ci(ratio) if ratio.pairs else None,
                 "null_without": ci(nl[0]) if nl and nl[0].pairs else None}
 
+    def fmt(c):  # a ci() dict as the report writes an Estimate
+        return "n/a" if not c else f"{c['value']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}] ({c['pairs']} pairs)"
+
     def versus(a: dict, b: dict):
         keys = sorted(set(a) & set(b))
         return time_ratio([a[k] for k in keys], [b[k] for k in keys]) if keys else None
@@ -286,7 +289,9 @@ if __name__ == "__main__":
            f"(rough: from the spread of {subj_ratio.pairs} pairs)"
            + (f"; {len(redone)} run(s) set aside and run again (harness.disturbed: something ran beside them; "
               "reasons in compare.json 'redone')" if redone else "")
-           + (f"; unfinished of the planned seeds: {missing}" if missing else ""))
+           + (f"; unfinished of the planned seeds: {missing}" if missing else "")
+           + (f"; host-speed sensitivity ({slow['rule']}): {len(slow['runs'])} run(s) slowed, without their pairs "
+              f"the headline {fmt(slow['headline_without'])} and the null {fmt(slow['null_without'])}" if slow else ""))
     head = headline(f"{subject_label} time to the fixed target / GRPO's (paired)", round(subj_ratio.value, 3), how,
                     target="<= 0.60 with the CI's upper end < 1 (and the null's covering 1)", met=met)
     head.update({"ci95": [round(subj_ratio.lo, 3), round(subj_ratio.hi, 3)], "seeds": subj_ratio.pairs,
