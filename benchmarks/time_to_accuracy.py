@@ -63,8 +63,8 @@ to matter: GRPO, GRPO without std scaling (1.48x GRPO's time on AMD at 5 pairs: 
 scale), RAPID A = 4 and the null; 10 seeds each, interleaved (40 runs, ~13 h over several
 sessions). Batched GRPO and the other A run on the AMD machine only. The host's speed: that
 pilot's host slowed ~1.7x within an hour with a clean load record, so every run records
-`load.speed_start`/`speed_end` (harness.speed_probe); the rule, fixed here before the runs, is a
-sensitivity, not a filter: a run is "slowed" when the lower of its two bf16 readings is below 0.75x
+`load.speed_start`/`speed_end` (harness.speed_probe); the rule, fixed here while the first run was
+under way (before any run finished or any reading was seen), is a sensitivity, not a filter: a run is "slowed" when the lower of its two bf16 readings is below 0.75x
 the median of the sweep's runs' start readings, and the JSON gives the headline and the null with
 every pair holding a slowed run left out beside the full ones; the headline is the full one.
 
