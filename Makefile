@@ -71,8 +71,8 @@ results-long: setup
 	$(PY) benchmarks/time_to_accuracy.py --sweep long --seeds $(RESULTS_SEEDS)
 	$(VENV)/bin/rapidbench report results/
 
-# The long regime on the Intel AMX machine only (GRPO with and without std, RAPID A=4, the null; 640 s each,
-# fixed from the AMX pilot): ~19 min a run, ~76 min per seed, resumable; refused on other machines.
+# The long regime on the Intel AMX machine only (GRPO with and without std, batched GRPO, RAPID A=4, the null;
+# 640 s each, fixed from the AMX pilot): ~18 min a run, ~90 min per seed, resumable; refused on other machines.
 results-long-amx: setup
 	$(PY) benchmarks/time_to_accuracy.py --sweep long-amx --seeds $(RESULTS_SEEDS)
 	$(VENV)/bin/rapidbench report results/

@@ -28,7 +28,8 @@ and RAPID A=2 seeds 900-901, 180 s, the same evaluation): all three started at 0
 on the slope, below every run's plateau, so every seed can reach it and the time resolves
 differences.
 
-`--sweep long`: the long-completion regime (`{algo}-cpu-long` presets: task `count`, ~140-token
+`--sweep long` (on amd-avx512bf16-2c, refused elsewhere: its budget comes from a pilot there): the
+long-completion regime (`{algo}-cpu-long` presets: task `count`, ~140-token
 answers, one prompt of 4 completions per step, generation ~61% of a GRPO step), the settings the
 regime issue names: GRPO, GRPO without std scaling, batched GRPO at the headline's A (no importance
 weights, no std), RAPID at A = 2, 4 (the preset's A, the headline) and 8, A = 16, and the null.
@@ -54,19 +55,27 @@ sweep's rule (a width rule, decided before the further runs), never stop early.
 `--sweep long-amx`: the same regime on the Intel AMX machine (`intel-avx512bf16-2c`, refused
 elsewhere), where generation is 69% of a GRPO step and RAPID A = 4's step 0.52x GRPO's (0.75x on
 AMD), fixed on 2026-11-27 before its first run from the AMX pilot (results/runs/count/intel-
-avx512bf16-2c/pilot-long-360s, seeds 900-901, 360 s): GRPO went 0.075 -> 0.25 at 273 s -> 0.495 at
-362 s (seed 900) and 0.07 -> 0.42 at ~270 s -> 0.515 at 369 s (seed 901); RAPID A = 4 0.43-0.45
-after ~290-300 s. Target 0.5, the long sweep's, crossed by GRPO at ~360 s, so a budget of 640 s
-(the crossing at 56%, as on AMD). A run costs ~19 min there (640 s of training, nine evaluations
-of 40-55 s, start-up), so the settings are the headline's and the one control the AMD sweep found
-to matter: GRPO, GRPO without std scaling (1.48x GRPO's time on AMD at 5 pairs: RAPID does not
-scale), RAPID A = 4 and the null; 10 seeds each, interleaved (40 runs, ~13 h over several
-sessions). Batched GRPO and the other A run on the AMD machine only. The host's speed: that
-pilot's host slowed ~1.7x within an hour with a clean load record, so every run records
+avx512bf16-2c/pilot-long-360s, 360 s, evaluations at the times given): GRPO seed 900 0.075, 0.25 at
+273 s, 0.495 at 362 s (never 0.5); seed 901 0.07, 0.42 at 302 s, 0.515 at 369 s (0.5 at ~358 s, at
+its last evaluation, on the slowed host); RAPID A = 4 seed 900 0.43 at 274 s, 0.575 at 321 s (0.5
+at ~297 s), seed 901 0.45 at 348 s, 0.495 at 365 s; batched GRPO (seed 900, slowed host) 0.415 at
+238 s, 0.62 at 312 s (0.5 at ~268 s). Target 0.5, the long sweep's: GRPO's pilots reach it at
+~360 s or just after, so a budget of 640 s puts it at ~56% (as on AMD) and leaves room for slower
+seeds. A run costs ~18 min there (640 s of training, nine evaluations, start-up). Settings: GRPO,
+GRPO without std scaling, batched GRPO (A = 4, no std, no importance weights), RAPID A = 4 and the
+null, 10 seeds each, interleaved (50 runs, ~15 h over several sessions); the other A run on the
+AMD machine only. The first run (RAPID A = 4 seed 0) finished with four settings planned; batched
+GRPO joined after a review, before any other run finished: without it a RAPID gain could not be
+split into the schedule and the importance-weighted baseline. If 10 pairs leave the headline's
+half-width above 0.15, the long sweep's rule applies (more seeds for the headline's trio, decided
+by the width before any further run), never an early stop. The host's speed: that pilot's host
+slowed ~1.7x within an hour with a clean load record, so every run records
 `load.speed_start`/`speed_end` (harness.speed_probe); the rule, fixed here while the first run was
-under way (before any run finished or any reading was seen), is a sensitivity, not a filter: a run is "slowed" when the lower of its two bf16 readings is below 0.75x
-the median of the sweep's runs' start readings, and the JSON gives the headline and the null with
-every pair holding a slowed run left out beside the full ones; the headline is the full one.
+under way (before any run finished or any reading was seen), is a sensitivity, not a filter: a run
+is "slowed" when the lower of its two bf16 readings is below 0.75x the median of the sweep's runs'
+start readings, and the JSON gives the headline and the null with every pair holding a slowed run
+left out beside the full ones; the headline is the full one. It sees only the two ends of a run
+(and a resumed run's start is the resume's): a slowdown between them goes unseen.
 
 The pilots' seeds are not in the sweeps (they use 0..). The headline is the headline setting's
 paired time ratio to GRPO with its t interval; the JSON has every setting's, the null's, and the
@@ -86,6 +95,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parent.parent
 
+# (setting, against, what the pair isolates), the long regime's on either machine
+LONG_CONTRASTS = [("rapid:steps_per_generation=4", "grpo:steps_per_generation=4:scale_rewards=false",
+                   "the importance-weighted baseline (same schedule)"),
+                  ("grpo:steps_per_generation=4:scale_rewards=false", "grpo:scale_rewards=false",
+                   "the schedule: one 4-prompt generation, 4 off-policy steps"),
+                  ("grpo:scale_rewards=false", "grpo", "no std scaling"),
+                  ("rapid:steps_per_generation=4", "grpo:scale_rewards=false",
+                   "RAPID against GRPO without the scaling it does not use")]
+
 # Each sweep as fixed before its runs (see the docstring); command-line options override.
 SWEEPS = {
     "short": {"task": "arith", "preset": None, "budget": 180.0, "target": 0.75, "output": "time_to_accuracy",
@@ -102,24 +120,18 @@ SWEEPS = {
                           "scale_rewards=false,rapid:steps_per_generation=2,rapid:steps_per_generation=4,grpo:replica=1"},
     "long": {"task": "count", "preset": "{algo}-cpu-long", "budget": 240.0, "target": 0.5, "headline_seeds": 0,
              "output": "time_to_accuracy-long", "subject": "rapid:steps_per_generation=4",
-             "contrasts": [("rapid:steps_per_generation=4", "grpo:steps_per_generation=4:scale_rewards=false",
-                            "the importance-weighted baseline (same schedule)"),
-                           ("grpo:steps_per_generation=4:scale_rewards=false", "grpo:scale_rewards=false",
-                            "the schedule: one 4-prompt generation, 4 off-policy steps"),
-                           ("grpo:scale_rewards=false", "grpo", "no std scaling"),
-                           ("rapid:steps_per_generation=4", "grpo:scale_rewards=false",
-                            "RAPID against GRPO without the scaling it does not use")],
+             "machine": "amd-avx512bf16-2c",
+             "contrasts": LONG_CONTRASTS,
              "settings": "grpo,grpo:scale_rewards=false,grpo:steps_per_generation=4:scale_rewards=false,"
                          "rapid:steps_per_generation=2,"
                          "rapid:steps_per_generation=4,rapid:steps_per_generation=8,rapid:steps_per_generation=16,"
                          "grpo:replica=1"},
     "long-amx": {"task": "count", "preset": "{algo}-cpu-long", "budget": 640.0, "target": 0.5, "headline_seeds": 0,
-                 "output": "time_to_accuracy-long", "subject": "rapid:steps_per_generation=4",
+                 "output": "time_to_accuracy-long-amx", "subject": "rapid:steps_per_generation=4",
                  "machine": "intel-avx512bf16-2c", "slowed_below": 0.75,
-                 "contrasts": [("grpo:scale_rewards=false", "grpo", "no std scaling"),
-                               ("rapid:steps_per_generation=4", "grpo:scale_rewards=false",
-                                "RAPID against GRPO without the scaling it does not use")],
-                 "settings": "grpo,grpo:scale_rewards=false,rapid:steps_per_generation=4,grpo:replica=1"},
+                 "contrasts": LONG_CONTRASTS,
+                 "settings": "grpo,grpo:scale_rewards=false,grpo:steps_per_generation=4:scale_rewards=false,"
+                             "rapid:steps_per_generation=4,grpo:replica=1"},
 }
 
 if __name__ == "__main__":
@@ -185,8 +197,9 @@ if __name__ == "__main__":
     args = ap.parse_args()
     sweep = SWEEPS[args.sweep]
     if sweep.get("machine", hardware_tag()) != hardware_tag():  # its JSON goes under this machine's tag too
+        here = [k for k, v in SWEEPS.items() if v.get("machine", hardware_tag()) == hardware_tag()]
         sys.exit(f"time_to_accuracy: --sweep {args.sweep} is planned and read on {sweep['machine']} (its budget is "
-                 f"set from a pilot there); this machine is {hardware_tag()}: use --sweep long here")
+                 f"set from a pilot there); this machine is {hardware_tag()}: use --sweep {' or '.join(here)}")
     if args.target is None and args.task in (None, sweep["task"]):
         args.target = sweep["target"]
     args.task = args.task or sweep["task"]
