@@ -167,15 +167,16 @@ if __name__ == "__main__":
         out = {"rule": f"the lower bf16 reading of a run < {below} x the median start reading of the sweep's runs",
                "runs": sorted(str(r.path.relative_to(root)) for r in everyone if flags[id(r)])}
         keep = {s.label: replace(s, runs=[r for r in s.runs if not flags[id(r)]]) for s in found}
-        if min(len(keep[s.label].runs) for s in (base, subject)) < 2:
-            return {**out, "headline_without": None, "null_without": None}
+        if not (keep[base.label].runs and keep[subject.label].runs):
+            return {**out, "headline_without": None, "null_without": None, "null_used": None}
         _, ratio, _, _ = paired(keep[subject.label], keep[base.label], target)
+        # the replicate may be gone entirely: null() then splits GRPO's seeds, and says so
         nl = null(keep[base.label], target, [k for k in keep.values() if k.runs])
-        return {**out, "headline_without": ci(ratio) if ratio.pairs else None,
-                "null_without": ci(nl[0]) if nl and nl[0].pairs else None}
+        return {**out, "headline_without": ci(ratio) if ratio.pairs >= 2 else None,
+                "null_without": ci(nl[0]) if nl and nl[0].pairs >= 2 else None, "null_used": nl[3] if nl else None}
 
     def fmt(c):  # a ci() dict as the report writes an Estimate
-        return "n/a" if not c else f"{c['value']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}] ({c['pairs']} pairs)"
+        return "n/a (< 2 pairs)" if not c else f"{c['value']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}] ({c['pairs']} pairs)"
 
     def versus(a: dict, b: dict):
         keys = sorted(set(a) & set(b))
@@ -304,7 +305,8 @@ if __name__ == "__main__":
               "reasons in compare.json 'redone')" if redone else "")
            + (f"; unfinished of the planned seeds: {missing}" if missing else "")
            + (f"; host-speed sensitivity ({slow['rule']}): {len(slow['runs'])} run(s) slowed, without their pairs "
-              f"the headline {fmt(slow['headline_without'])} and the null {fmt(slow['null_without'])}" if slow else ""))
+              f"the headline {fmt(slow['headline_without'])}, {slow['null_used'] or 'null'} {fmt(slow['null_without'])}"
+              if slow else ""))
     head = headline(f"{subject_label} time to the fixed target / GRPO's (paired)", round(subj_ratio.value, 3), how,
                     target="<= 0.60 with the CI's upper end < 1 (and the null's covering 1)", met=met)
     head.update({"ci95": [round(subj_ratio.lo, 3), round(subj_ratio.hi, 3)], "seeds": subj_ratio.pairs,

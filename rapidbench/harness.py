@@ -106,7 +106,7 @@ def machine_info() -> dict[str, Any]:
             pass
     info = {
         "cpu": model, "cores": os.cpu_count(), "avx512": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
-        "python": platform.python_version(), "packages": versions,
+        "amx": "amx_bf16" in flags, "python": platform.python_version(), "packages": versions,
     }
     import torch
 

@@ -104,6 +104,7 @@ def test_hardware_tag_names_the_machine_class():
     if not torch.cuda.is_available():
         assert hardware_tag() == f"{vendor}-{isa}-{os.cpu_count()}c"
     assert machine_info()["cores"] == os.cpu_count()
+    assert machine_info()["amx"] == ("amx_bf16" in flags)  # recorded, not in the tag: old records lack it
 
 
 def test_a_run_something_else_ran_beside_is_called_disturbed():
@@ -135,18 +136,25 @@ def test_a_run_something_else_ran_beside_is_called_disturbed():
 
 
 def test_a_run_is_called_slowed_against_the_sweeps_median_start_speed():
-    """The lower of a run's two bf16 readings against 0.75 x the median start reading of all runs
+    """The lower of a run's two bf16 readings against 0.75 x the median *start* reading of all runs
     (here 1000): 740 at the end is slowed, 760 is not; a slow start counts like a slow end; runs
     without readings are never slowed and do not move the median."""
     from rapidbench.harness import slowed
 
-    def run(start, end):
-        return {"load": {"speed_start": {"bf16_gflops": start}, "speed_end": {"bf16_gflops": end}}}
+    def run(start=None, end=None):
+        return {"load": {**({"speed_start": {"bf16_gflops": start}} if start else {}),
+                         **({"speed_end": {"bf16_gflops": end}} if end else {})}}
 
     runs = [run(1000, 990), run(1000, 740), run(980, 760), run(700, 1000), run(1200, 1100), {"load": {}}, {}]
     assert slowed(runs) == [False, True, False, True, False, False, False]
     assert slowed(runs, below=0.5) == [False] * 7
     assert slowed([{}, {"load": {"wall_s": 1.0}}]) == [False, False]
+    # the reference is the start readings' median (1000), not all readings' (1200) nor the ends' (1400)
+    assert slowed([run(1000, 1400)] * 3 + [run(800, 1400)]) == [False] * 4
+    # strictly below: 750 is 0.75 x 1000 exactly
+    assert slowed([run(1000, 1000)] * 2 + [run(750, 1000)]) == [False] * 3
+    # one reading is judged alone; an end-only reading does not enter the median
+    assert slowed([run(1000, 1000)] * 2 + [run(start=700), run(end=700)]) == [False, False, True, True]
 
 
 def test_the_load_record_has_the_hosts_speed_at_start_and_end():
