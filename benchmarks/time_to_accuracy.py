@@ -72,10 +72,12 @@ by the width before any further run), never an early stop. The host's speed: tha
 slowed ~1.7x within an hour with a clean load record, so every run records
 `load.speed_start`/`speed_end` (harness.speed_probe); the rule, fixed here while the first run was
 under way (before any run finished or any reading was seen), is a sensitivity, not a filter: a run
-is "slowed" when the lower of its two bf16 readings is below 0.75x the median of the sweep's runs'
+is "slowed" when the lowest of its bf16 readings is below 0.75x the median of the sweep's runs'
 start readings, and the JSON gives the headline and the null with every pair holding a slowed run
-left out beside the full ones; the headline is the full one. It sees only the two ends of a run
-(and a resumed run's start is the resume's): a slowdown between them goes unseen.
+left out beside the full ones; the headline is the full one. The same review found that the two
+ends miss a slowdown between them: from the sweep's third run on, a reading at every evaluation
+(`load.speed_during`, off the clock) joins them; its first two runs have the ends only (and a
+resumed run's start is the resume's).
 
 The pilots' seeds are not in the sweeps (they use 0..). The headline is the headline setting's
 paired time ratio to GRPO with its t interval; the JSON has every setting's, the null's, and the
@@ -164,7 +166,8 @@ if __name__ == "__main__":
 
         everyone = [r for s in found for r in s.runs]
         flags = dict(zip(map(id, everyone), slowed([r.summary for r in everyone], below)))
-        out = {"rule": f"the lower bf16 reading of a run < {below} x the median start reading of the sweep's runs",
+        out = {"rule": f"the lowest bf16 reading of a run (start, evaluations, end) < {below} x the median start "
+                       "reading of the sweep's runs",
                "runs": sorted(str(r.path.relative_to(root)) for r in everyone if flags[id(r)])}
         keep = {s.label: replace(s, runs=[r for r in s.runs if not flags[id(r)]]) for s in found}
         if not (keep[base.label].runs and keep[subject.label].runs):

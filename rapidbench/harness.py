@@ -174,11 +174,13 @@ def speed_probe(seconds: float = 0.1) -> dict[str, float]:
 class LoadMeter:
     """What the machine did beside a run, for the record: this process's (and its children's) CPU
     seconds against its wall time, the load average at start and end, the CPU time the hypervisor
-    stole, and the host's speed at start and end (speed_probe). A run whose numbers stand out was
-    slowed by something else; read it before trusting its wall-clock."""
+    stole, and the host's speed at start, at each evaluation (`probe`, called off the clock) and at
+    the end (speed_probe). A run whose numbers stand out was slowed by something else; read it
+    before trusting its wall-clock."""
 
     def __init__(self, probe: bool = True):
         self.speed0 = speed_probe() if probe else None
+        self.during: list[dict[str, float]] = []
         self.t0, self.cpu0, (self.steal0, self.busy0) = time.monotonic(), self._cpu(), self._stat()
         self.load0 = os.getloadavg()[0]
 
@@ -204,13 +206,20 @@ class LoadMeter:
         busy = (sum(f[:3]) + f[5] + f[6]) / tick if len(f) >= 7 and cpus == len(os.sched_getaffinity(0)) else None
         return steal, busy
 
+    def probe(self) -> None:
+        """One more speed reading mid-run (~0.4 s; the caller keeps it off the training clock): the
+        ends alone miss a slowdown between them."""
+        if self.speed0 is not None:
+            self.during.append(speed_probe())
+
     def summary(self) -> dict[str, float | None]:
         wall, (steal, busy) = time.monotonic() - self.t0, self._stat()
         return {"wall_s": round(wall, 1), "cpu_s": round(self._cpu() - self.cpu0, 1),
                 "busy_s": None if busy is None or self.busy0 is None else round(busy - self.busy0, 1),
                 "loadavg_start": round(self.load0, 2), "loadavg_end": round(os.getloadavg()[0], 2),
                 "steal_s": None if steal is None or self.steal0 is None else round(steal - self.steal0, 1),
-                **({"speed_start": self.speed0, "speed_end": speed_probe()} if self.speed0 is not None else {})}
+                **({"speed_start": self.speed0, "speed_during": self.during, "speed_end": speed_probe()}
+                   if self.speed0 is not None else {})}
 
 
 OTHERS_MAX = 0.10  # cores' worth of CPU other processes may take beside a run
@@ -242,19 +251,24 @@ SLOWED_BELOW = 0.75  # a run's slower bf16 reading against the sweep's median st
 
 def slowed(summaries: list[dict[str, Any]], below: float = SLOWED_BELOW) -> list[bool]:
     """Which of a sweep's runs ran on a slowed host, from their load records' speed readings
-    (speed_probe, bf16 matmul GFLOP/s at start and end): the lower of a run's two readings below
-    `below` x the median of every run's start reading. A sensitivity, not a filter: the AMX host
-    slowed ~1.7x with a clean load record (2026-11-27); the rule was fixed for the AMX long sweep
-    before its runs. Runs without readings are never called slowed."""
-    def bf16(summary: dict, key: str) -> float | None:
-        return ((summary.get("load") or {}).get(key) or {}).get("bf16_gflops")
+    (speed_probe, bf16 matmul GFLOP/s at start, at each evaluation where recorded, and at the end):
+    the lowest of a run's readings below `below` x the median of every run's start reading. A
+    sensitivity, not a filter: the AMX host slowed ~1.7x with a clean load record (2026-11-27); the
+    rule was fixed for the AMX long sweep before its runs finished (the mid-run readings joined
+    after its first runs, from a review). Runs without readings are never called slowed."""
+    def bf16(summary: dict) -> list[float]:
+        load = summary.get("load") or {}
+        readings = [load.get("speed_start"), *(load.get("speed_during") or []), load.get("speed_end")]
+        return [r["bf16_gflops"] for r in readings if r and r.get("bf16_gflops")]
 
-    starts = [v for v in (bf16(s, "speed_start") for s in summaries) if v]
+    def start(summary: dict) -> float | None:
+        return ((summary.get("load") or {}).get("speed_start") or {}).get("bf16_gflops")
+
+    starts = [v for v in map(start, summaries) if v]
     if not starts:
         return [False] * len(summaries)
     ref = statistics.median(starts)
-    lows = [min((v for v in (bf16(s, "speed_start"), bf16(s, "speed_end")) if v), default=None) for s in summaries]
-    return [low is not None and low < below * ref for low in lows]
+    return [bool(r) and min(r) < below * ref for r in map(bf16, summaries)]
 
 
 class ExternalLog:

@@ -141,6 +141,7 @@ class Run:
                                 1.0, -1)
         n = ev.n_samples
         with clock.phase("eval"):
+            self.load.probe()  # the host's speed mid-run, off the training clock
             t0 = time.perf_counter()
             correct = [0] * len(mine)
             # In pieces, so the progress line moves during an evaluation that takes minutes (GPU presets);

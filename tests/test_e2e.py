@@ -95,6 +95,7 @@ def test_evaluations_fall_on_the_clock_grid_inside_a_generation(tmp_path):
     load = json.loads((out / "summary.json").read_text())["load"]
     assert load["cpu_s"] > 0 and load["wall_s"] > 0 and load["loadavg_end"] >= 0
     assert load["speed_start"]["bf16_gflops"] > 0 and load["speed_end"]["copy_gbs"] > 0  # the host's speed
+    assert len(load["speed_during"]) == len(evals)  # and at every evaluation
 
 
 def test_the_embedded_model_trains_end_to_end(tmp_path):

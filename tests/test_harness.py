@@ -155,16 +155,29 @@ def test_a_run_is_called_slowed_against_the_sweeps_median_start_speed():
     assert slowed([run(1000, 1000)] * 2 + [run(750, 1000)]) == [False] * 3
     # one reading is judged alone; an end-only reading does not enter the median
     assert slowed([run(1000, 1000)] * 2 + [run(start=700), run(end=700)]) == [False, False, True, True]
+    # a slowdown between the ends, seen at an evaluation; mid-run readings do not enter the median
+    mid = run(1000, 1000)
+    mid["load"]["speed_during"] = [{"bf16_gflops": 990}, {"bf16_gflops": 600}, {"bf16_gflops": 980}]
+    low = run(1000, 1000)
+    low["load"]["speed_during"] = [{"bf16_gflops": 10}] * 9
+    assert slowed([run(1000, 1000), mid, low]) == [False, True, True]
 
 
-def test_the_load_record_has_the_hosts_speed_at_start_and_end():
+def test_the_load_record_has_the_hosts_speed_at_start_during_and_end():
     """speed_probe's three kernels, in every run's load record: positive rates of work, and the
-    same keys at both ends so a later reader can divide one by the other."""
+    same keys at both ends and at each mid-run probe, so a later reader can divide one by another."""
     from rapidbench.harness import LoadMeter, speed_probe
 
     probe = speed_probe(seconds=0.02)
     assert set(probe) == {"bf16_gflops", "fp32_gflops", "copy_gbs"} and all(v > 0 for v in probe.values())
-    rec = LoadMeter().summary()
-    assert set(rec["speed_start"]) == set(rec["speed_end"]) == set(probe)
+    meter = LoadMeter()
+    rec = meter.summary()
+    assert set(rec["speed_start"]) == set(rec["speed_end"]) == set(probe) and rec["speed_during"] == []
     assert all(v > 0 for v in (*rec["speed_start"].values(), *rec["speed_end"].values()))
-    assert "speed_start" not in LoadMeter(probe=False).summary()
+    meter.probe()
+    meter.probe()
+    during = meter.summary()["speed_during"]
+    assert len(during) == 2 and all(set(r) == set(probe) and min(r.values()) > 0 for r in during)
+    unprobed = LoadMeter(probe=False)
+    unprobed.probe()
+    assert not {"speed_start", "speed_during"} & set(unprobed.summary())
