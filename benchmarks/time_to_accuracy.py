@@ -179,7 +179,9 @@ if __name__ == "__main__":
                 "null_without": ci(nl[0]) if nl and nl[0].pairs >= 2 else None, "null_used": nl[3] if nl else None}
 
     def fmt(c):  # a ci() dict as the report writes an Estimate
-        return "n/a (< 2 pairs)" if not c else f"{c['value']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}] ({c['pairs']} pairs)"
+        if not c:
+            return "n/a (< 2 pairs)"
+        return f"{c['value']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}] ({c['pairs']} pairs)"
 
     def versus(a: dict, b: dict):
         keys = sorted(set(a) & set(b))

@@ -246,16 +246,16 @@ def disturbed(summary: dict[str, Any]) -> str | None:
     return f"CPU share {share:.3f} < {CPU_SHARE_MIN}" if share < CPU_SHARE_MIN else None
 
 
-SLOWED_BELOW = 0.75  # a run's slower bf16 reading against the sweep's median start reading
+SLOWED_BELOW = 0.75  # a run's lowest bf16 reading against the sweep's median start reading
 
 
 def slowed(summaries: list[dict[str, Any]], below: float = SLOWED_BELOW) -> list[bool]:
     """Which of a sweep's runs ran on a slowed host, from their load records' speed readings
     (speed_probe, bf16 matmul GFLOP/s at start, at each evaluation where recorded, and at the end):
     the lowest of a run's readings below `below` x the median of every run's start reading. A
-    sensitivity, not a filter: the AMX host slowed ~1.7x with a clean load record (2026-11-27); the
-    rule was fixed for the AMX long sweep before its runs finished (the mid-run readings joined
-    after its first runs, from a review). Runs without readings are never called slowed."""
+    sensitivity, not a filter: the AMX host slowed ~1.7x with a clean load record (2026-11-27). The
+    rule was fixed for the AMX long sweep while its first run was under way; the mid-run readings
+    joined from its third run, after a review. Runs without readings are never called slowed."""
     def bf16(summary: dict) -> list[float]:
         load = summary.get("load") or {}
         readings = [load.get("speed_start"), *(load.get("speed_during") or []), load.get("speed_end")]

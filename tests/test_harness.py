@@ -136,7 +136,7 @@ def test_a_run_something_else_ran_beside_is_called_disturbed():
 
 
 def test_a_run_is_called_slowed_against_the_sweeps_median_start_speed():
-    """The lower of a run's two bf16 readings against 0.75 x the median *start* reading of all runs
+    """The lowest of a run's bf16 readings against 0.75 x the median *start* reading of all runs
     (here 1000): 740 at the end is slowed, 760 is not; a slow start counts like a slow end; runs
     without readings are never slowed and do not move the median."""
     from rapidbench.harness import slowed
