@@ -175,13 +175,12 @@ if __name__ == "__main__":
         _, ratio, _, _ = paired(keep[subject.label], keep[base.label], target)
         # the replicate may be gone entirely: null() then splits GRPO's seeds, and says so
         nl = null(keep[base.label], target, [k for k in keep.values() if k.runs])
-        return {**out, "headline_without": ci(ratio) if ratio.pairs >= 2 else None,
-                "null_without": ci(nl[0]) if nl and nl[0].pairs >= 2 else None, "null_used": nl[3] if nl else None}
+        # Estimates where they have an interval (>= 2 pairs), else None
+        return {**out, "headline_without": ratio if ratio.pairs >= 2 else None,
+                "null_without": nl[0] if nl and nl[0].pairs >= 2 else None, "null_used": nl[3] if nl else None}
 
-    def fmt(c):  # a ci() dict as the report writes an Estimate
-        if not c:
-            return "n/a (< 2 pairs)"
-        return f"{c['value']:.2f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}] ({c['pairs']} pairs)"
+    def fmt(e):
+        return f"{e.fmt()} ({e.pairs} pairs)" if e else "n/a (< 2 pairs)"
 
     def versus(a: dict, b: dict):
         keys = sorted(set(a) & set(b))
@@ -202,16 +201,17 @@ if __name__ == "__main__":
     ap.add_argument("--no-run", action="store_true", help="only read the finished runs (the sweep may be partial)")
     args = ap.parse_args()
     sweep = SWEEPS[args.sweep]
-    if sweep.get("machine", hardware_tag()) != hardware_tag():  # its JSON goes under this machine's tag too
-        here = [k for k, v in SWEEPS.items() if v.get("machine", hardware_tag()) == hardware_tag()]
+    tag = hardware_tag()
+    if sweep.get("machine", tag) != tag:  # its JSON goes under this machine's tag too
+        here = [k for k, v in SWEEPS.items() if v.get("machine", tag) == tag]
         sys.exit(f"time_to_accuracy: --sweep {args.sweep} is planned and read on {sweep['machine']} (its budget is "
-                 f"set from a pilot there); this machine is {hardware_tag()}: use --sweep {' or '.join(here)}")
+                 f"set from a pilot there); this machine is {tag}: use --sweep {' or '.join(here)}")
     if args.target is None and args.task in (None, sweep["task"]):
         args.target = sweep["target"]
     args.task = args.task or sweep["task"]
     args.budget = args.budget or sweep["budget"]
     args.algos, args.subject = args.algos or sweep["settings"], args.subject or sweep["subject"]
-    root = Path(args.output or ROOT / "results" / "runs" / args.task / hardware_tag() / f"sweep-{args.budget:g}s")
+    root = Path(args.output or ROOT / "results" / "runs" / args.task / tag / f"sweep-{args.budget:g}s")
     settings = parse_settings(args.algos)
     subject_label = parse_settings(args.subject)[0].label
     more = max(args.headline_seeds if args.headline_seeds is not None else sweep["headline_seeds"], args.seeds)
@@ -319,7 +319,9 @@ if __name__ == "__main__":
                  "null_ci95": [round(null_ratio.lo, 3), round(null_ratio.hi, 3)] if null_ratio else None,
                  "null_ratio": round(null_ratio.value, 3) if null_ratio else None, "null": nl[3] if nl else None,
                  "reached_target_setting_grpo": subj_reached, "planned_seeds": planned, "unfinished": missing,
-                 "redone": redone, **({"slowed": slow} if slow else {}),
+                 "redone": redone,
+                 **({"slowed": {**slow, **{k: ci(slow[k]) if slow[k] else None
+                                           for k in ("headline_without", "null_without")}}} if slow else {}),
                  "seeds_for_half_width_0.15": need})
     out = write(sweep["output"], {"task": args.task, "runs_hardware": hw, "budget_s": args.budget,
                                      "target_pass@1": target, "target_source": why, "baseline": "grpo",
