@@ -84,6 +84,9 @@ class EvalConfig:
     max_new_tokens: int = 0  # 0 = same as generation
     at_start: bool = True
     target: float = 0.0  # pass@1 a comparison races to, fixed before the runs and recorded (0 = none)
+    # Completions of each evaluation kept in samples.jsonl with their grade (0 = none): what the
+    # reward paid for can be read after the run, without a checkpoint or a rerun.
+    log_samples: int = 4
 
 
 @dataclass
@@ -329,6 +332,7 @@ def check_ranges(cfg: Config) -> None:
     need(e.temperature >= 0, "eval.temperature", ">= 0 (0 = greedy)", e.temperature)
     need(e.every_steps >= 0 and e.every_seconds >= 0, "eval.every_steps / every_seconds", ">= 0 (0 = off)",
          (e.every_steps, e.every_seconds))
+    need(e.log_samples >= 0, "eval.log_samples", ">= 0 (0 = none)", e.log_samples)
     need(0 <= e.target <= 1, "eval.target", "a pass@1 in [0, 1] (0 = none)", e.target)
     need(sa.kv_cache_gib > 0 and 0 < sa.gpu_memory_utilization <= 1, "sampler_args.kv_cache_gib / gpu_memory_utilization",
          "> 0 / in (0, 1]", (sa.kv_cache_gib, sa.gpu_memory_utilization))

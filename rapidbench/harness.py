@@ -54,7 +54,7 @@ class Clock:
 
 
 class RunFiles:
-    """config.json, metrics.jsonl, eval.jsonl, summary.json, run.log under the run directory."""
+    """config.json, metrics.jsonl, eval.jsonl, samples.jsonl, summary.json, run.log under the run directory."""
 
     def __init__(self, root: Path, rank: int = 0):
         self.root = Path(root)
@@ -63,6 +63,7 @@ class RunFiles:
             self.root.mkdir(parents=True, exist_ok=True)
         self.metrics = self.root / "metrics.jsonl"
         self.evals = self.root / "eval.jsonl"
+        self.samples = self.root / "samples.jsonl"
         self.summary = self.root / "summary.json"
         self.config = self.root / "config.json"
         self.log = self.root / "run.log"

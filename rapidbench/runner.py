@@ -23,11 +23,11 @@ from rapidbench.config import Config, ConfigError
 from rapidbench.harness import Clock, ExternalLog, LoadMeter, Progress, RunFiles, machine_info, pass_at_k, peak_rss_mib, read_jsonl
 from rapidbench.models import resolve_model
 from rapidbench.registry import ALGORITHMS, SAMPLERS, TASKS, TRAINERS
-from rapidbench.rollouts import build_rollouts, concat
+from rapidbench.rollouts import Completion, build_rollouts, concat
 from rapidbench.distributed import all_reduce_mean
 from rapidbench.samplers.base import SamplingParams
 from rapidbench.steps import optimizer_steps
-from rapidbench.tasks.base import Problem
+from rapidbench.tasks.base import Grade, Problem
 
 
 class ProblemStream:
@@ -157,6 +157,8 @@ class Run:
                 grades = self.task.grade_many([part[c.prompt_index] for c in comps], [c.text for c in comps])
                 for c, g in zip(comps, grades):
                     correct[start + c.prompt_index] += int(g.passed)
+                if start == 0:
+                    self._log_samples(step, [(part[c.prompt_index], c, g) for c, g in zip(comps, grades)])
             ks = sorted({k for k in ev.k if k <= n} | {1})
             local = [sum(pass_at_k(n, c, k) for c in correct) for k in ks] + [float(len(mine))]
             sums = all_reduce_mean(local)  # mean of sums; the ratio is what we want
@@ -170,6 +172,14 @@ class Run:
         self.external.log(row, "eval")
         return row
 
+    def _log_samples(self, step: int, graded: list[tuple[Problem, Completion, Grade]]) -> None:
+        """The first `eval.log_samples` graded completions (rank 0's first problems, all their
+        samples): the same problems at every evaluation, so the rows show how the answers changed."""
+        for p, c, g in graded[: self.cfg.eval.log_samples]:
+            self.files.append(self.files.samples, {
+                "step": step, "problem": p.id, "prompt": p.prompt, "completion": c.text, "tokens": len(c.token_ids),
+                "finish": c.finish_reason, "reward": round(g.reward, 6), "passed": g.passed, "detail": g.detail})
+
     # -- checkpoint -------------------------------------------------------------------------------
     def checkpoint(self, state: LoopState, clock: Clock) -> None:
         with clock.phase("ckpt"):
@@ -182,6 +192,7 @@ class Run:
             self.progress.message(f"[rapidbench] no usable checkpoint in {self.ckpts.root}: starting from step 0")
             self.files.truncate_after(self.files.metrics, 0)
             self.files.truncate_after(self.files.evals, -1)
+            self.files.truncate_after(self.files.samples, -1)
             return LoopState()
         tag, client = found
         state = LoopState(**client["loop"])
@@ -189,6 +200,7 @@ class Run:
         # Rows written after the checkpoint are redone: the resumed files have no gap and no duplicate.
         self.files.truncate_after(self.files.metrics, state.step)
         self.files.truncate_after(self.files.evals, state.step)
+        self.files.truncate_after(self.files.samples, state.step)
         self.sync()
         self.progress.message(f"[rapidbench] resumed from {tag}: step {state.step}, {state.wall_s:.0f}s of training")
         return state

@@ -18,6 +18,10 @@ adversarial review (a helper, 2026-11-27) found the first grader's gaps, mended 
 numbers before the run passed, one early mistake cost all later credit, '-' bullets read as
 negative numbers, a 5000-digit literal crashed int(), options that left a split empty looped
 forever, the test set repeated runs, and a run's reverse could sit in the other split.
+The partial credit leaves a plateau (AMX long sweep, results/ANALYSIS.md): a policy that starts right
+but counts on past the end to the token cap earns ~0.38 a sample and little for each number fewer;
+most runs leave it within minutes, one did not in 640 s. Kept as is while the sweeps that fixed
+this task run; a next version would pay nothing for a run cut at the cap or past its last number.
 """
 
 from __future__ import annotations

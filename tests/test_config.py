@@ -78,7 +78,8 @@ def test_saved_config_round_trips(tmp_path):
 @pytest.mark.parametrize("override, key", [
     ("train.zero_stage=4", "train.zero_stage"), ("time_budget=-5", "time_budget"), ("eval.n_samples=0", "eval.n_samples"),
     ("eval.k=[1,8]", "eval.k"), ("train.lr=0", "train.lr"), ("generation.temperature=0", "generation.temperature"),
-    ("eval.target=1.5", "eval.target"), ("train.micro_batch_size=0", "train.micro_batch_size"),
+    ("eval.target=1.5", "eval.target"), ("eval.log_samples=-1", "eval.log_samples"),
+    ("train.micro_batch_size=0", "train.micro_batch_size"),
 ])
 def test_values_out_of_range_are_one_line_errors(override, key):
     with pytest.raises(ConfigError) as e:

@@ -49,12 +49,32 @@ def check_run(out: Path, algo: str, steps: int = 2, model: str = "tiny-random", 
     assert [e["step"] for e in evals] == [0, steps]  # at start and at the end
     for e in evals:
         assert {"step", "wall_s", "pass@1", "pass@2"} <= set(e) and 0 <= e["pass@1"] <= e["pass@2"] <= 1
+    check_samples(out, cfg, [e["step"] for e in evals])
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == steps and summary["final_eval"]["step"] == steps
     assert summary["train_wall_s"] == pytest.approx(rows[-1]["wall_s"], abs=1.0)
     assert 0 < summary["setup_peak_rss_mib"] <= summary["peak_rss_mib"]  # a high-water mark only rises
     assert (out / "run.log").read_text().count("[eval]") == 2
     assert (out / "checkpoints" / "LATEST").read_text().startswith("step")
+
+
+def check_samples(out: Path, cfg: dict, eval_steps: list[int]) -> None:
+    """samples.jsonl: eval.log_samples rows per evaluation, the same problems each time, and each row's
+    reward is what the task's grader pays for that completion (re-graded here)."""
+    from rapidbench.registry import TASKS
+
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    n = cfg["eval"]["log_samples"]
+    assert n > 0 and [s["step"] for s in samples] == [step for step in eval_steps for _ in range(n)]
+    assert len({tuple(s["problem"] for s in samples if s["step"] == step) for step in eval_steps}) == 1
+    cls = TASKS.get(cfg["task"])
+    task = cls(cls.Options(**cfg["task_args"]), seed=cfg["seed"])
+    problems = {p.id: p for p in task.test_problems()}
+    for s in samples:
+        assert s["finish"] in ("stop", "length") and 0 <= s["tokens"] <= cfg["generation"]["max_new_tokens"]
+        g = task.grade(problems[s["problem"]], s["completion"])
+        assert (s["prompt"], s["reward"], s["passed"], s["detail"]) == (problems[s["problem"]].prompt, round(g.reward, 6),
+                                                                        g.passed, g.detail)
 
 
 def bf16_fast() -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -49,6 +50,8 @@ def test_sigkill_and_resume_is_one_continuous_run(tmp_path):
     m, e = rows(out / "metrics.jsonl"), rows(out / "eval.jsonl")
     assert [x["step"] for x in m] == [x["step"] for x in rows(full / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
     assert [x["step"] for x in e] == [x["step"] for x in rows(full / "eval.jsonl")] == [0, 2, 4, 6]
+    # the evaluations' logged completions are redone with them: no duplicate, the same rows as the whole run
+    assert [x["step"] for x in rows(out / "samples.jsonl")] == [x["step"] for x in rows(full / "samples.jsonl")]
     walls = [x["wall_s"] for x in m]
     assert walls == sorted(walls)  # one clock across the restart
     assert json.loads((out / "summary.json").read_text())["steps"] == 6
@@ -59,6 +62,20 @@ def test_sigkill_and_resume_is_one_continuous_run(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert [x["step"] for x in rows(full / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
     assert [x["step"] for x in rows(full / "eval.jsonl")] == [0, 2, 4, 6]
+
+    # resumed from an earlier checkpoint, every file's rows after it are dropped and redone, none twice
+    # (deterministic, unlike the kill above, which may land before anything past its checkpoint is written)
+    samples = [x["step"] for x in rows(full / "samples.jsonl")]
+    assert samples[-1] == 6
+    shutil.rmtree(full / "checkpoints" / "step0000006")  # as if killed after its rows, before its checkpoint
+    (full / "checkpoints" / "LATEST").write_text("step0000004")
+    r = subprocess.run([sys.executable, str(ROOT / "launchers" / "run.py"), "--resume", str(full), "--no-progress"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resumed from step0000004" in (full / "run.log").read_text()
+    assert [x["step"] for x in rows(full / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+    assert [x["step"] for x in rows(full / "eval.jsonl")] == [0, 2, 4, 6]
+    assert [x["step"] for x in rows(full / "samples.jsonl")] == samples
 
 
 def test_corrupt_newest_checkpoint_falls_back_to_previous(tmp_path):
