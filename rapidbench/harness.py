@@ -82,6 +82,12 @@ class RunFiles:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, path)  # atomic: a reader never sees half a file
 
+    def truncate_rows_after(self, step: int) -> None:
+        """Every step-keyed file (metrics, evaluations, samples) without its rows past `step`: one
+        list, so a file added later is redone on resume like the rest."""
+        for path in (self.metrics, self.evals, self.samples):
+            self.truncate_after(path, step)
+
     def truncate_after(self, path: Path, step: int) -> None:
         """Drop rows past `step` (written after the checkpoint a resume starts from)."""
         if self.rank != 0 or not path.exists():

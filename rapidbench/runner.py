@@ -190,17 +190,13 @@ class Run:
         found = self.ckpts.load(self.trainer)
         if found is None:
             self.progress.message(f"[rapidbench] no usable checkpoint in {self.ckpts.root}: starting from step 0")
-            self.files.truncate_after(self.files.metrics, 0)
-            self.files.truncate_after(self.files.evals, -1)
-            self.files.truncate_after(self.files.samples, -1)
+            self.files.truncate_rows_after(-1)  # all of them: step 0's evaluation is redone too
             return LoopState()
         tag, client = found
         state = LoopState(**client["loop"])
         _set_rng_state(client["rng"])
         # Rows written after the checkpoint are redone: the resumed files have no gap and no duplicate.
-        self.files.truncate_after(self.files.metrics, state.step)
-        self.files.truncate_after(self.files.evals, state.step)
-        self.files.truncate_after(self.files.samples, state.step)
+        self.files.truncate_rows_after(state.step)
         self.sync()
         self.progress.message(f"[rapidbench] resumed from {tag}: step {state.step}, {state.wall_s:.0f}s of training")
         return state
