@@ -20,8 +20,10 @@ negative numbers, a 5000-digit literal crashed int(), options that left a split 
 forever, the test set repeated runs, and a run's reverse could sit in the other split.
 The partial credit leaves a plateau (AMX long sweep, results/ANALYSIS.md): a policy that starts right
 but counts on past the end to the token cap earns ~0.38 a sample and little for each number fewer;
-most runs leave it within minutes, one did not in 640 s. Kept as is while the sweeps that fixed
-this task run; a next version would pay nothing for a run cut at the cap or past its last number.
+most runs leave it within minutes, one did not in 640 s. The default stays as is while the sweeps
+that fixed this task run; `run_on_credit=false` pays nothing for a run past its last number (a next
+version, not yet swept). A run cut at the token cap before its end keeps the stopping-early credit:
+the grader sees text, not the finish reason, and that case is not the plateau.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class CountOptions(TaskOptions):
     test_size: int = 200  # distinct held-out runs, at most as many as there are
     test_fraction: float = 0.3
     suffix: str = " Write only the numbers, separated by commas."
+    run_on_credit: bool = True  # false: a run past its last number earns 0 (no run-on plateau)
 
 
 @register_task("count")
@@ -114,12 +117,20 @@ class Count(Task):
         run, want = [int(x) for x in _NUMBER.findall(blocks[-1])], list(problem.answer)
         if run == want:
             return Grade(1.0, True, "pass", f"all {len(want)} numbers")
+        if not self.options.run_on_credit and _past_the_end(run, want, problem.meta["step"]):
+            return Grade(0.0, False, "fail", f"ran past {want[-1]}: {len(run)} numbers written, {len(want)} wanted")
         # Partial credit, at most half: the longest common subsequence over the longer of the two runs,
         # so a skipped, repeated or wrong number costs one, and stopping early or running on past
         # the end cost what they leave out or add. Only the exact run passes.
         common = _lcs(run, want)
         return Grade(0.5 * common / max(len(run), len(want)), False, "fail",
                      f"{common} of {len(want)} numbers in order, {len(run)} written")
+
+
+def _past_the_end(run: list[int], want: list[int], step: int) -> bool:
+    """The run goes on after the answer's last number: it writes that number before its own end, or
+    it ends beyond it in the counting direction (a skipped last number does not hide a run-on)."""
+    return want[-1] in run[:-1] or (run[-1] - want[-1]) * step > 0
 
 
 def _lcs(a: list[int], b: list[int]) -> int:

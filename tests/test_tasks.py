@@ -108,6 +108,28 @@ def test_count_passes_only_the_exact_run_and_gives_partial_credit_below():
     assert not t.grade(p, "9" * 5000).passed  # a huge literal is no crash
 
 
+def test_count_without_run_on_credit_pays_nothing_past_the_end_and_the_same_below_it():
+    from rapidbench.config import build
+
+    cls = TASKS.get("count")
+    t = cls(build(cls.Options, {"down": True, "run_on_credit": False}, "task_args"))
+    default = cls(build(cls.Options, {"down": True}, "task_args"))
+    for p in [next(p for p in t.test_problems() if p.meta["step"] == s and min(p.answer) > 3) for s in (1, -1)]:
+        a, step, n = p.answer, p.meta["step"], len(p.answer)
+        past = [a + [a[-1] + step * k for k in (1, 2, 3)],  # the plateau: counts on past the end
+                a[:-1] + [a[-1] + step],  # skipped the last number and ran on
+                a + [a[0]],  # wrote the last number, then more
+                [a[0] - step] + a + [a[-1] + step]]  # wrong at both ends
+        for run in past:
+            g = t.grade(p, ", ".join(map(str, run)))
+            assert (g.reward, g.passed) == (0.0, False) and "ran past" in g.detail, run
+            assert default.grade(p, ", ".join(map(str, run))).reward > 0  # the default still pays it
+        for run, reward in ((a, 1.0), (a[:-1], 0.5 * (n - 1) / n), (a[:5] + a[6:], 0.5 * (n - 1) / n),
+                            ([a[0] - step] + a, 0.5 * n / (n + 1)), (a[:3] + a[2:], 0.5 * n / (n + 1))):
+            text = ", ".join(map(str, run))  # within the end: what the default pays
+            assert t.grade(p, text).reward == pytest.approx(reward) == default.grade(p, text).reward, run
+
+
 def test_gsm8k_sizes_and_every_gold_answer_grades_one():
     t = make("gsm8k")
     train, test = t.train_problems(), t.test_problems()
