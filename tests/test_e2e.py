@@ -61,14 +61,17 @@ def check_run(out: Path, algo: str, steps: int = 2, model: str = "tiny-random", 
 def check_samples(out: Path, cfg: dict, eval_steps: list[int]) -> None:
     """samples.jsonl: eval.log_samples rows per evaluation, the same problems each time, and each row's
     reward is what the task's grader pays for that completion (re-graded here)."""
+    from rapidbench.config import build
     from rapidbench.registry import TASKS
 
     samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     n = cfg["eval"]["log_samples"]
     assert n > 0 and [s["step"] for s in samples] == [step for step in eval_steps for _ in range(n)]
     assert len({tuple(s["problem"] for s in samples if s["step"] == step) for step in eval_steps}) == 1
+    # The saved task options typed and checked as the run's config built them (the task's alone: a
+    # plugin algorithm in the config is registered only in the run's process).
     cls = TASKS.get(cfg["task"])
-    task = cls(cls.Options(**cfg["task_args"]), seed=cfg["seed"])
+    task = cls(build(cls.Options, cfg["task_args"], "task_args"), seed=cfg["seed"])
     problems = {p.id: p for p in task.test_problems()}
     for s in samples:
         assert s["finish"] in ("stop", "length") and 0 <= s["tokens"] <= cfg["generation"]["max_new_tokens"]

@@ -121,9 +121,10 @@ def test_count_without_run_on_credit_pays_nothing_past_the_end_and_the_same_belo
                 a + [a[0]],  # wrote the last number, then more
                 [a[0] - step] + a + [a[-1] + step]]  # wrong at both ends
         for run in past:
-            g = t.grade(p, ", ".join(map(str, run)))
+            text = ", ".join(map(str, run))
+            g = t.grade(p, text)
             assert (g.reward, g.passed) == (0.0, False) and "ran past" in g.detail, run
-            assert default.grade(p, ", ".join(map(str, run))).reward > 0  # the default still pays it
+            assert default.grade(p, text).reward > 0  # the default still pays it
         for run, reward in ((a, 1.0), (a[:-1], 0.5 * (n - 1) / n), (a[:5] + a[6:], 0.5 * (n - 1) / n),
                             ([a[0] - step] + a, 0.5 * n / (n + 1)), (a[:3] + a[2:], 0.5 * n / (n + 1))):
             text = ", ".join(map(str, run))  # within the end: what the default pays
