@@ -59,7 +59,7 @@ class CountOptions(TaskOptions):
     test_size: int = 200  # distinct held-out runs, at most as many as there are
     test_fraction: float = 0.3
     suffix: str = " Write only the numbers, separated by commas."
-    run_on_credit: bool = True  # false: a run past its last number earns 0 (no run-on plateau)
+    run_on_credit: bool = True  # false: a run past its last number earns 0 (no credit on the run-on plateau)
 
 
 @register_task("count")
