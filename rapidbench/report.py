@@ -123,6 +123,30 @@ def paired_table(settings: list[Setting], target: float, baseline: Setting) -> s
                          f"time to target / {baseline.label}'s [95% CI]", "final pass@1 - baseline's [95% CI]"])
 
 
+def seed_table(settings: list[Setting], target: float, baseline: Setting) -> str:
+    """The pairs behind the ratios, one row per seed: each run's time to target (s; * censored at
+    its training time), its ratio to the baseline's run on that seed, and its final pass@1. A
+    replicate's run sits on the row of the seed it is paired by."""
+    cols = [baseline] + [s for s in settings if s is not baseline]
+    times = {s.label: s.run_times(target) for s in cols}
+    finals = {s.label: s.finals_by_seed() for s in cols}
+    base_t = times[baseline.label]
+    rows = []
+    for seed in sorted({k for t in times.values() for k in t}):
+        row = [str(seed)]
+        for s in cols:
+            rt = times[s.label].get(seed)
+            if rt is None:
+                row.append("-")
+                continue
+            ratio = f" ({rt.seconds / base_t[seed].seconds:.2f}x)" if s is not baseline and seed in base_t else ""
+            final = finals[s.label].get(seed)
+            row.append(f"{rt.seconds:.0f}{'*' if rt.censored else ''} s{ratio}"
+                       + (f" -> {final:.3f}" if final is not None else ""))
+        rows.append(row)
+    return _table(rows, ["seed", *(s.label for s in cols)])
+
+
 def phase_table(settings: list[Setting]) -> str:
     rows = []
     for s in settings:
@@ -243,7 +267,11 @@ def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: flo
                     f"compares {base.label} with itself on other seeds (its replicate where the comparison ran one): "
                     "it checks the machinery, and its interval should cover 1; each ratio is judged by its own "
                     "interval against 1 (`rapidbench/stats.py`).", "",
-                    table, ""]
+                    table, "",
+                    "The pairs, one row per seed: each run's time to target (* never reached: censored at "
+                    f"its training time), in brackets its ratio to {base.label}'s run on that seed, after the "
+                    "arrow its final pass@1.", "",
+                    seed_table(settings, tgt, base), ""]
             if fixed:  # a target chosen after the runs is not evidence beside one fixed before
                 compared.append((base, tgt, settings))
         doc += ["### Where the training time goes (mean seconds per run)", "", phase_table(settings), ""]

@@ -95,7 +95,7 @@ def test_report_tables_from_hand_made_runs(tmp_path):
     doc = build_report(runs, tmp_path, [str(root)], plots=False)
     # no target fixed before the runs: the best baseline's final mean (grpo 0.5, not ppo 0.4), flagged
     assert "Target: pass@1 = 0.500, CHOSEN AFTER THE RUNS: the best baseline's final mean pass@1 (grpo)" in doc
-    acc, paired, phases = tables(doc)
+    acc, paired, pairs, phases = tables(doc)
     # final accuracy: rapid 0.6 and 0.55 -> mean 0.575, sample std 0.035
     assert acc["rapid (A=4)"]["pass@1 final"] == "0.575 ± 0.035" and acc["grpo"]["pass@1 final"] == "0.500 ± 0.000"
     assert acc["rapid (A=4)"]["pass@4 final"] == "1.000 ± 0.000" and acc["ppo"]["seeds"] == "2"
@@ -113,6 +113,10 @@ def test_report_tables_from_hand_made_runs(tmp_path):
     # the null: grpo's seed 0 against its seed 1, one pair, no interval
     nl = paired["null: grpo vs itself (seeds split in halves)"]
     assert nl["paired seeds"] == "1" and nl[time_col] == "1.00 (1 pair: no interval)"
+    # the pairs behind those ratios, seed by seed: time (ratio to grpo's on that seed) -> final pass@1
+    assert pairs["0"] == {"seed": "0", "grpo": "100 s -> 0.500", "ppo": "96* s (0.96x) -> 0.400",
+                          "rapid (A=4)": "50 s (0.50x) -> 0.600"}
+    assert pairs["1"]["rapid (A=4)"] == "75 s (0.75x) -> 0.550"
     # phases 30 + 1 + 2 + 60, plus 3 s of loop overhead = 96 s of training wall-clock
     ph = phases["grpo"]
     assert [ph[k] for k in ("generation s", "grading s", "weight sync s", "training s", "other s", "train wall s")] == \
@@ -133,8 +137,11 @@ def test_the_null_pairs_the_baseline_with_its_replicate_by_base_seed(tmp_path):
                                                    "pair_seed": seed}))
         summary = json.loads((d / "summary.json").read_text())
         (d / "summary.json").write_text(json.dumps({**summary, "algo": "grpo"}))
-    _, paired, _, _ = tables(build_report(find_runs([str(root)]), tmp_path, [str(root)], target=0.5, plots=False))
+    _, paired, pairs, *_ = tables(build_report(find_runs([str(root)]), tmp_path, [str(root)], target=0.5,
+                                               plots=False))
     assert "grpo [replica 1]" not in paired  # it is the null row, not a setting under test
+    # ... and in the per-seed table its runs sit on the rows of the seeds they are paired by
+    assert pairs["0"]["grpo [replica 1]"] == "80 s (0.80x) -> 0.550" and "10000" not in pairs
     nl = paired["null: grpo [replica 1] vs grpo (other seeds)"]
     # paired by base seed: 80/100 and 125/100, geometric mean sqrt(1.0) = 1.00, interval
     # exp(+-t(1) * log 1.25) = exp(+-2.835): [0.06, 17.04]
