@@ -8,15 +8,19 @@ read runs back (time_to_accuracy, cost_model) share these.
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rapidbench.config import ConfigError, build, load_preset
 from rapidbench.harness import hardware_tag, read_jsonl
+from rapidbench.registry import TASKS, RegistryError
 from rapidbench.stats import RunTime, crossing_time, run_time
 
 PHASES = ("gen_s", "grade_s", "sync_s", "train_s")
@@ -58,11 +62,12 @@ class RunRecord:
 
     @property
     def regime(self) -> str:
-        """The preset family it ran in, when not the default short one: `{algo}-cpu-long` -> "cpu-long".
-        Runs of one task in two regimes (other options, other lengths) are two comparisons."""
+        """The preset family it ran in, when not the default short one (`{algo}-cpu-long` ->
+        "cpu-long"), then the task options it set beyond its preset (`task_overrides`). Runs of one
+        task in two regimes (other options, other lengths) are two comparisons."""
         preset, algo = self.config.get("preset") or "", self.summary["algo"]
         family = preset[len(algo) + 1:] if preset.startswith(f"{algo}-") else preset
-        return "" if family in ("", "cpu") else family
+        return ", ".join(x for x in ("" if family in ("", "cpu") else family, *task_overrides(self.config)) if x)
 
     @property
     def hw(self) -> str:
@@ -82,6 +87,33 @@ class RunRecord:
             seen.setdefault(m.get("generation", m["step"]), (m["wall_s"], m["reward_mean"]))
         pts = sorted(seen.values())
         return np.array([p[0] for p in pts], dtype=float), np.array([p[1] for p in pts], dtype=float)
+
+
+@functools.lru_cache(maxsize=None)
+def _preset_task_args(task: str, preset: str) -> dict[str, Any] | None:
+    """The task options a run of `task` under `preset` gets when nothing overrides them (JSON
+    values); None where the task or preset is no longer known, or the preset now names another
+    task (it changed since the run: what it set then cannot be read back)."""
+    try:
+        layer = load_preset(preset) if preset else {}
+        if layer.get("task", task) != task:
+            return None
+        return json.loads(json.dumps(asdict(build(TASKS.get(task).Options, layer.get("task_args") or {}, "task_args"))))
+    except (ConfigError, RegistryError):
+        return None
+
+
+def task_overrides(config: dict[str, Any]) -> tuple[str, ...]:
+    """The task options a run set beyond its preset's, as `key=value` (e.g. `run_on_credit=false`):
+    graded or posed otherwise, its runs are another comparison and never share a table with the
+    preset's. Options a run's config lacks (added since) or the task no longer has are not compared."""
+    ran, task = config.get("task_args") or {}, config.get("task")
+    expected = _preset_task_args(task, config.get("preset") or "") if ran and task else None
+    if not expected:
+        return ()
+    ran = json.loads(json.dumps(ran))
+    return tuple(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(ran.items())
+                 if k in expected and v != expected[k])
 
 
 def find_runs(paths: list[str]) -> list[RunRecord]:
@@ -149,7 +181,8 @@ class Setting:
     @property
     def stem(self) -> str:
         """Its plots' file-name stem."""
-        return "-".join(x for x in (self.task, self.regime, self.budget and f"{self.budget}s", self.hw) if x)
+        stem = "-".join(x for x in (self.task, self.regime, self.budget and f"{self.budget}s", self.hw) if x)
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", stem)  # a regime's ", key=value" parts
 
     def finals(self, metric: str = "pass@1") -> list[float]:
         return [r.evals[-1][metric] for r in self.runs if r.evals and metric in r.evals[-1]]

@@ -305,6 +305,35 @@ def test_runs_of_one_task_in_two_regimes_are_two_comparisons(tmp_path):
     assert [r[:4] for r in rows[1:]] == [["arith on amd-avx2-2c", "34%", "rapid (A=4)", "2"],
                                          ["arith (cpu-long) on amd-avx2-2c", "34%", "rapid (A=4)", "1"]]
 
+def test_runs_with_task_options_beyond_their_preset_are_another_comparison(tmp_path):
+    """`compare ... task_args.run_on_credit=false` grades otherwise: its runs (same labels, same seeds)
+    get their own section titled by the option, never a second run of a seed in the preset's table.
+    A run's config that says what its preset gives, or lacks an option added since, stays untagged."""
+    from rapidbench.runs import task_overrides
+
+    def count_run(root: Path, algo: str, **task_args) -> None:
+        d = fake_run(root, algo, 0, [(0.0, 0.1), (100.0, 0.6)])
+        cfg = json.loads((d / "config.json").read_text())
+        (d / "config.json").write_text(json.dumps({**cfg, "task": "count", "preset": f"{algo}-cpu-long",
+                                                   "task_args": {"lengths": [30, 40], **task_args}}))
+        (d / "summary.json").write_text(json.dumps({**json.loads((d / "summary.json").read_text()), "task": "count"}))
+
+    count_run(tmp_path / "sweep", "grpo", run_on_credit=True)
+    count_run(tmp_path / "older", "rapid")  # before the option existed
+    count_run(tmp_path / "check", "grpo", run_on_credit=False)
+    assert task_overrides({"task": "count", "preset": "grpo-cpu-long", "task_args": {"lengths": [30, 41], "gone": 1}}) \
+        == ("lengths=[30, 41]",)
+    assert task_overrides({"task": "count", "preset": "", "task_args": {"run_on_credit": False}}) == ("run_on_credit=false",)
+    assert task_overrides({"task": "arith", "preset": "grpo-cpu-long", "task_args": {"ops": ["+"]}}) == ()  # preset changed task
+    runs = find_runs([str(tmp_path)])
+    assert {k: [s.label for s in v] for k, v in group(runs).items()} == {
+        ("count", "cpu-long", "amd-avx2-2c"): ["grpo", "rapid"],
+        ("count", "cpu-long, run_on_credit=false", "amd-avx2-2c"): ["grpo"]}
+    doc = build_report(runs, tmp_path, [str(tmp_path)], target=0.5, plots=True)
+    assert "## count (cpu-long, run_on_credit=false) on amd-avx2-2c" in doc
+    assert (tmp_path / "count-cpu-long-run_on_credit-false-amd-avx2-2c_accuracy.png").is_file()
+
+
 
 def test_runs_of_different_machines_are_kept_apart(tmp_path):
     """Wall-clock curves from two kinds of machine never share a table, and compare will not mix them."""
