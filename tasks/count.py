@@ -22,8 +22,9 @@ The partial credit leaves a plateau (AMX long sweep, results/ANALYSIS.md): a pol
 but counts on past the end to the token cap earns ~0.38 a sample and little for each number fewer;
 most runs leave it within minutes, three of 50 did not in 640 s. The default stays as is while the sweeps
 that fixed this task run; `run_on_credit=false` pays nothing for a run past its last number (a next
-version, not yet swept; one seed of GRPO and RAPID with it never fell onto the plateau). A run cut at the token cap before its end keeps the stopping-early credit:
-the grader sees text, not the finish reason, and that case is not the plateau.
+version, not yet swept; one seed of GRPO and RAPID with it never fell onto the plateau). A run cut at
+the token cap before its end keeps the stopping-early credit: the grader sees text, not the finish
+reason, and that case is not the plateau.
 """
 
 from __future__ import annotations

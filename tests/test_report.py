@@ -305,6 +305,7 @@ def test_runs_of_one_task_in_two_regimes_are_two_comparisons(tmp_path):
     assert [r[:4] for r in rows[1:]] == [["arith on amd-avx2-2c", "34%", "rapid (A=4)", "2"],
                                          ["arith (cpu-long) on amd-avx2-2c", "34%", "rapid (A=4)", "1"]]
 
+
 def test_runs_with_task_options_beyond_their_preset_are_another_comparison(tmp_path):
     """`compare ... task_args.run_on_credit=false` grades otherwise: its runs (same labels, same seeds)
     get their own section titled by the option, never a second run of a seed in the preset's table.
@@ -332,7 +333,6 @@ def test_runs_with_task_options_beyond_their_preset_are_another_comparison(tmp_p
     doc = build_report(runs, tmp_path, [str(tmp_path)], target=0.5, plots=True)
     assert "## count (cpu-long, run_on_credit=false) on amd-avx2-2c" in doc
     assert (tmp_path / "count-cpu-long-run_on_credit-false-amd-avx2-2c_accuracy.png").is_file()
-
 
 
 def test_runs_of_different_machines_are_kept_apart(tmp_path):
