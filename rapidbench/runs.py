@@ -106,12 +106,12 @@ def _preset_task_args(task: str, preset: str) -> dict[str, Any] | None:
 def task_overrides(config: dict[str, Any]) -> tuple[str, ...]:
     """The task options a run set beyond its preset's, as `key=value` (e.g. `run_on_credit=false`):
     graded or posed otherwise, its runs are another comparison and never share a table with the
-    preset's. Options a run's config lacks (added since) or the task no longer has are not compared."""
+    preset's. Options a run's config lacks (added since) or the task no longer has are not compared.
+    `config` is as read from config.json (JSON values), the preset's side is made so to compare."""
     ran, task = config.get("task_args") or {}, config.get("task")
     expected = _preset_task_args(task, config.get("preset") or "") if ran and task else None
     if not expected:
         return ()
-    ran = json.loads(json.dumps(ran))
     return tuple(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in sorted(ran.items())
                  if k in expected and v != expected[k])
 
