@@ -68,7 +68,11 @@ AMD machine only. The first run (RAPID A = 4 seed 0) finished with four settings
 GRPO joined after a review, before any other run finished: without it a RAPID gain could not be
 split into the schedule and the importance-weighted baseline. If 10 pairs leave the headline's
 half-width above 0.15, the long sweep's rule applies (more seeds for the headline's trio, decided
-by the width before any further run), never an early stop. The host's speed: that pilot's host
+by the width before any further run), never an early stop. It did: on 2026-11-28, with all 50 runs
+finished (RAPID A = 4 / GRPO 0.80 [0.58, 1.11]), the spread of the 10 pairs said ~44 paired seeds
+for a half-width of 0.15, and the plan grew, before any further run, to 44 seeds for RAPID A = 4,
+GRPO and the null alone (102 runs more, ~31 h over many sessions); the controls keep their 10. The
+10-pair numbers stay on record in ANALYSIS; the verdict is read at 44. The host's speed: that pilot's host
 slowed ~1.7x within an hour with a clean load record, so every run records
 `load.speed_start`/`speed_end` (harness.speed_probe); the rule, fixed here while the first run was
 under way (before any run finished or any reading was seen), is a sensitivity, not a filter: a run
@@ -128,7 +132,7 @@ SWEEPS = {
                          "rapid:steps_per_generation=2,"
                          "rapid:steps_per_generation=4,rapid:steps_per_generation=8,rapid:steps_per_generation=16,"
                          "grpo:replica=1"},
-    "long-amx": {"task": "count", "preset": "{algo}-cpu-long", "budget": 640.0, "target": 0.5, "headline_seeds": 0,
+    "long-amx": {"task": "count", "preset": "{algo}-cpu-long", "budget": 640.0, "target": 0.5, "headline_seeds": 44,
                  "output": "time_to_accuracy-long-amx", "subject": "rapid:steps_per_generation=4",
                  "machine": "intel-avx512bf16-2c", "slowed_below": 0.75,
                  "contrasts": LONG_CONTRASTS,
