@@ -271,11 +271,13 @@ def compare(task: str, settings: list[Setting], seeds: list[int], budget: float,
               "overrides": overrides or [], "launcher": launcher, "target": target,
               "order": before.get("order", []) + [o for o in order if o not in before.get("order", [])],
               "redone": before.get("redone", [])}
-    if not dry_run and not before:  # the target and the order are on record before the first run
-        _write_record(root, {**record, "elapsed_s": 0.0})
+    left = [out for _, _, out in todo if not (out / "summary.json").is_file() or _redo(root, out, record)]
+    if not dry_run and (left or not before):
+        # the target, the plan and the order (a grown plan's too) are on record before the first run,
+        # so a sweep stopped part-way has still declared what it set out to run
+        _write_record(root, {**record, "elapsed_s": before.get("elapsed_s", 0.0)})
     failed, ran, spent = [], 0, []
     t0 = time.monotonic()
-    left = [out for _, _, out in todo if not (out / "summary.json").is_file() or _redo(root, out, record)]
     for i, (setting, seed, out) in enumerate(todo, 1):
         head = f"[compare {i}/{len(todo)}] {setting.dirname} seed {setting.run_seed(seed)} -> {out}"
         if out not in left:

@@ -243,6 +243,26 @@ def test_a_comparison_plan_grows_per_setting_and_never_shrinks():
     assert planned_seeds({"plan": grown, "algos": ["x"], "seeds": [9]}) == grown  # the per-setting plan wins
 
 
+def test_a_grown_plan_is_on_record_before_its_first_run(tmp_path):
+    """A later call that adds seeds writes its plan and order before it starts the first new run, so
+    a sweep stopped part-way (killed between sessions) has declared what it set out to run. The
+    launcher here is a stand-in for the run: it keeps compare.json as it was when the run started."""
+    from rapidbench.compare import compare, parse_settings
+    from rapidbench.harness import machine_info
+
+    root = tmp_path / "runs"
+    fake_run(root, "grpo", 0, [(0.0, 0.3), (50.0, 0.5)], machine=machine_info())
+    (root / "compare.json").write_text(json.dumps({"task": "arith", "plan": {"grpo": [0]}, "order": ["grpo/seed0"],
+                                                   "redone": [], "elapsed_s": 120.0}))
+    seen = tmp_path / "seen.json"
+    launcher = f"sh -c 'cp {root / 'compare.json'} {seen}; exit 3' --"
+    rc = compare("arith", parse_settings("grpo"), [0, 1], 60.0, root, preset="", launcher=launcher)
+    assert rc != 0  # the stand-in run failed, after the record was written
+    record = json.loads(seen.read_text())
+    assert record["plan"] == {"grpo": [0, 1]} and record["order"] == ["grpo/seed0", "grpo/seed1"]
+    assert record["elapsed_s"] == 120.0  # time spent by earlier calls is kept, none added yet
+
+
 def test_compare_plan_skips_finished_and_resumes_started(tmp_path):
     from rapidbench.compare import parse_settings, plan, run_command
 
