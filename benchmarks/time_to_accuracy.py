@@ -164,23 +164,14 @@ if __name__ == "__main__":
         (harness.slowed, the rule fixed with the sweep); None where the sweep fixed no rule."""
         if not below:
             return None
-        from dataclasses import replace
+        from rapidbench.history import without_slowed
 
-        from rapidbench.harness import slowed
-
-        everyone = [r for s in found for r in s.runs]
-        flags = dict(zip(map(id, everyone), slowed([r.summary for r in everyone], below)))
-        out = {"rule": f"the lowest bf16 reading of a run (start, evaluations, end) < {below} x the median start "
-                       "reading of the sweep's runs",
-               "runs": sorted(str(r.path.relative_to(root)) for r in everyone if flags[id(r)])}
-        keep = {s.label: replace(s, runs=[r for r in s.runs if not flags[id(r)]]) for s in found}
-        if not (keep[base.label].runs and keep[subject.label].runs):
-            return {**out, "headline_without": None, "null_without": None, "null_used": None}
-        _, ratio, _, _ = paired(keep[subject.label], keep[base.label], target)
-        # the replicate may be gone entirely: null() then splits GRPO's seeds, and says so
-        nl = null(keep[base.label], target, [k for k in keep.values() if k.runs])
-        # Estimates where they have an interval (>= 2 pairs), else None
-        return {**out, "headline_without": ratio if ratio.pairs >= 2 else None,
+        runs, ratio, nl = without_slowed(found, base, subject, target, below)
+        return {"rule": f"the lowest bf16 reading of a run (start, evaluations, end) < {below} x the median start "
+                        "reading of the sweep's runs",
+                "runs": sorted(str(r.path.relative_to(root)) for r in runs),
+                # Estimates where they have an interval (>= 2 pairs), else None
+                "headline_without": ratio if ratio and ratio.pairs >= 2 else None,
                 "null_without": nl[0] if nl and nl[0].pairs >= 2 else None, "null_used": nl[3] if nl else None}
 
     def fmt(e):

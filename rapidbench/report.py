@@ -272,6 +272,9 @@ def build_report(runs: list[RunRecord], out: Path, paths: list[str], target: flo
                     f"its training time), in brackets its ratio to {base.label}'s run on that seed, after the "
                     "arrow its final pass@1.", "",
                     seed_table(settings, tgt, base), ""]
+            from rapidbench.history import history_section  # it reads paired() and null() from here
+
+            doc += history_section(settings, tgt, base, subject)
             if fixed:  # a target chosen after the runs is not evidence beside one fixed before
                 compared.append((base, tgt, settings))
         doc += ["### Where the training time goes (mean seconds per run)", "", phase_table(settings), ""]

@@ -77,6 +77,8 @@ class Estimate:
 
     def fmt(self, digits: int = 2, signed: bool = False) -> str:
         f = f"{{:{'+' if signed else ''}.{digits}f}}"
+        if self.pairs == 0:
+            return "n/a (no pairs)"
         if self.pairs < 2:
             return f.format(self.value) + " (1 pair: no interval)"
         return f"{f.format(self.value)} [{f.format(self.lo)}, {f.format(self.hi)}]"
@@ -94,6 +96,8 @@ def _t_interval(values: np.ndarray) -> tuple[float, float]:
 def time_ratio(setting: list[RunTime], baseline: list[RunTime]) -> Estimate:
     """Geometric mean over paired seeds of T_setting / T_baseline, with its t interval."""
     logs = np.array([math.log(s.seconds / b.seconds) for s, b in zip(setting, baseline)])
+    if not len(logs):  # e.g. a report read while the pairs' second runs are still to come
+        return Estimate(math.nan, math.nan, math.nan, 0)
     lo, hi = _t_interval(logs)
     return Estimate(math.exp(logs.mean()), math.exp(lo), math.exp(hi), len(logs))
 
@@ -109,6 +113,8 @@ def pooled_times(a: dict[int, RunTime], b: dict[int, RunTime]) -> dict[int, RunT
 def mean_difference(setting: list[float], baseline: list[float]) -> Estimate:
     """Mean over paired seeds of setting - baseline, with its t interval."""
     d = np.array([s - b for s, b in zip(setting, baseline)])
+    if not len(d):
+        return Estimate(math.nan, math.nan, math.nan, 0)
     lo, hi = _t_interval(d)
     return Estimate(float(d.mean()), lo, hi, len(d))
 
