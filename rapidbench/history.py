@@ -142,6 +142,7 @@ def history_table(settings: list[Setting], target: float, base: Setting, subject
         heads, rows = heads[:-len(tracked)], [r[:-len(tracked)] for r in rows]
     return _table(rows, heads)
 
+
 def history_section(settings: list[Setting], target: float, base: Setting, subject: str) -> list[str]:
     """The report's lines for history_table (none where it is '')."""
     table = history_table(settings, target, base, subject)
@@ -152,6 +153,6 @@ def history_section(settings: list[Setting], target: float, base: Setting, subje
             "the one before it finished: a session on the machine). In each: the host's bf16 matmul probe (each "
             "run's median reading during training, range over the block), seconds per optimizer step, the block's "
             f"runs `harness.slowed` flags (lowest reading < {SLOWED_BELOW}x the median start reading of the runs "
-            "finished by then: a flag can come and go as that median moves), and the time ratios to {base.label} over the pairs complete after the block (pairs "
-            "in brackets). A reading before the plan's last seed is not a verdict: the last row is the "
-            "comparison's.", "", table, ""]
+            "finished by then: a flag can come and go as that median moves), and the time ratios to "
+            f"{base.label} over the pairs complete after the block (pairs in brackets). A reading before the "
+            "plan's last seed is not a verdict: the last row is the comparison's.", "", table, ""]

@@ -100,7 +100,8 @@ def test_the_history_reads_each_block_then_the_ratios_over_the_pairs_complete_by
 def test_the_report_shows_the_history_only_for_a_comparison_made_in_blocks(tmp_path):
     runs = make_history(tmp_path / "runs")
     title = "### The comparison in the order it ran"
-    assert title in build_report(runs, tmp_path, ["runs"], target=0.5, plots=False)
+    doc = build_report(runs, tmp_path, ["runs"], target=0.5, plots=False)
+    assert title in doc and "the time ratios to grpo over the pairs complete after the block" in doc
     grpo, rapid = group(runs)["arith", "", "amd-avx2-2c"]
     assert history_table([grpo, rapid], 0.5, grpo, "rapid")
     # one block (the second's runs alone), or a run that does not say when it finished: no history
