@@ -114,6 +114,7 @@ def machine_info() -> dict[str, Any]:
     info = {
         "cpu": model, "cores": os.cpu_count(), "avx512": "avx512f" in flags, "avx512_bf16": "avx512_bf16" in flags,
         "amx": "amx_bf16" in flags, "python": platform.python_version(), "packages": versions,
+        "boot": boot_id(),
     }
     import torch
 
@@ -123,6 +124,16 @@ def machine_info() -> dict[str, Any]:
         info["ranks"] = world  # processes (GPUs) of the run, across nodes
         info["nodes"] = max(1, world // local) if local else 1
     return info
+
+
+def boot_id() -> str | None:
+    """The kernel's id of this boot, first 8 hex digits (None where it has none). Two sessions of one
+    hardware tag may meet different hosts or VMs of unequal speed; the runs' boot ids let a report
+    show where a sweep changed machine (rapidbench.history), which the tag cannot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:8] or None
+    except OSError:
+        return None
 
 
 def hardware_tag(machine: dict[str, Any] | None = None) -> str:

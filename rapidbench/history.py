@@ -75,6 +75,13 @@ def without_slowed(settings: list[Setting], base: Setting, subject: Setting, tar
     return out, ratio, nl
 
 
+def boots(block: list[RunRecord]) -> str:
+    """The block's machine boots (harness.boot_id) in the order its runs met them; '?' for a run
+    recorded before boot ids were."""
+    seen = dict.fromkeys((r.summary.get("machine") or {}).get("boot") or "?" for r in block)
+    return ", ".join(seen)
+
+
 def _span(a: datetime, b: datetime) -> str:
     return f"{a:%m-%d %H:%M}-{b:%H:%M}" if a.date() == b.date() else f"{a:%m-%d %H:%M} to {b:%m-%d %H:%M}"
 
@@ -97,7 +104,9 @@ def history_table(settings: list[Setting], target: float, base: Setting, subject
     over the block's runs, seconds per optimizer step of the base and of the `subject` settings
     with the most pairs (the ones a plan grew), the block's runs harness.slowed flags, and those
     settings' time ratios to the base and the null over the pairs complete after the block (pairs
-    in brackets), also without pairs that hold a slowed run where any was flagged. Every column is
+    in brackets), also without pairs that hold a slowed run where any was flagged; the machine's
+    boot ids where any run has one (a new boot within a block, or a block on the same boot as
+    another, shows there). Every column is
     judged over the runs finished by the block's end. '' for a comparison made in one block, or
     one with a run that has no finishing time."""
     runs = [r for s in settings for r in s.runs]
@@ -128,18 +137,20 @@ def history_table(settings: list[Setting], target: float, base: Setting, subject
             without.append(_cell(without_slowed(now, b, mine_s, target)[1]) if b and mine_s else "-")
         if b:
             nl = null(b, target, now)
-        rows.append([str(i), str(len(block)), _span(started(block[0]), finished(block[-1])),
+        rows.append([str(i), str(len(block)), _span(started(block[0]), finished(block[-1])), boots(block),
                      _range([p for p in map(probe, block) if p], 0),
                      *(_range([r.summary["train_wall_s"] / max(1, r.summary["steps"]) for r in block
                                if r.label == s.label], 1) for s in (base, *tracked)),
                      "; ".join(f"{k} {', '.join(v)}" for k, v in sorted(flagged.items())) or "none",
                      *ratios, _cell(nl[0]) if nl else "-", *without])
-    heads = ["block", "runs", "started-finished", "bf16 probe GFLOP/s",
+    heads = ["block", "runs", "started-finished", "boot", "bf16 probe GFLOP/s",
              *(f"{s.label} s / step" for s in (base, *tracked)), "slowed",
              *(f"{s.label} / {base.label} (pairs)" for s in tracked), "null (pairs)",
              *(f"{s.label} / {base.label} without slowed pairs" for s in tracked)]
     if not any_slowed:  # the columns would repeat the ones beside them
         heads, rows = heads[:-len(tracked)], [r[:-len(tracked)] for r in rows]
+    if all(row[3] == "?" for row in rows):  # recorded before boot ids were
+        heads, rows = heads[:3] + heads[4:], [r[:3] + r[4:] for r in rows]
     return _table(rows, heads)
 
 
@@ -150,7 +161,8 @@ def history_section(settings: list[Setting], target: float, base: Setting, subje
         return []
     return ["### The comparison in the order it ran", "",
             f"One row per block of runs (a new block where a run started more than {BLOCK_GAP_S / 60:g} min after "
-            "the one before it finished: a session on the machine). In each: the host's bf16 matmul probe (each "
+            "the one before it finished: a session on the machine). In each: the machine's boot id where runs "
+            "recorded it (`harness.boot_id`; '?' for runs before it), the host's bf16 matmul probe (each "
             "run's median reading during training, range over the block), seconds per optimizer step, the block's "
             f"runs `harness.slowed` flags (lowest reading < {SLOWED_BELOW}x the median start reading of the runs "
             "finished by then: a flag can come and go as that median moves), and the time ratios to "

@@ -115,3 +115,24 @@ def test_a_ratio_over_no_pairs_is_no_number():
     e = time_ratio([], [])
     assert e.pairs == 0 and e.fmt() == "n/a (no pairs)"
     assert time_ratio([RunTime(50.0, False)], [RunTime(100.0, False)]).fmt() == "0.50 (1 pair: no interval)"
+
+
+def test_the_history_names_each_blocks_machine_boot_where_runs_recorded_one(tmp_path):
+    runs = make_history(tmp_path / "runs")
+    settings = group(runs)["arith", "", "amd-avx2-2c"]
+    assert "boot" not in tables(history_table(settings, 0.5, settings[0], "rapid"))[0]["1"]  # none recorded
+    # block 1 on one boot; block 2 on another, but its first run (rapid 1) recorded none
+    for r in sorted(runs, key=lambda r: r.summary["finished_at"])[:3]:
+        r.summary["machine"]["boot"] = "aaaa1111"
+    for r in sorted(runs, key=lambda r: r.summary["finished_at"])[4:]:
+        r.summary["machine"]["boot"] = "bbbb2222"
+    rows = tables(history_table(settings, 0.5, settings[0], "rapid"))[0]
+    assert rows["1"]["boot"] == "aaaa1111" and rows["2"]["boot"] == "?, bbbb2222"
+
+
+def test_boot_id_is_this_boots_kernel_id_and_runs_record_it():
+    from rapidbench.harness import boot_id, machine_info
+
+    kernel = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    assert boot_id() == kernel.replace("-", "")[:8] and len(boot_id()) == 8
+    assert machine_info()["boot"] == boot_id()
