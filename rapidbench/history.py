@@ -149,8 +149,9 @@ def history_table(settings: list[Setting], target: float, base: Setting, subject
              *(f"{s.label} / {base.label} without slowed pairs" for s in tracked)]
     if not any_slowed:  # the columns would repeat the ones beside them
         heads, rows = heads[:-len(tracked)], [r[:-len(tracked)] for r in rows]
-    if all(row[3] == "?" for row in rows):  # recorded before boot ids were
-        heads, rows = heads[:3] + heads[4:], [r[:3] + r[4:] for r in rows]
+    at = heads.index("boot")
+    if all(row[at] == "?" for row in rows):  # recorded before boot ids were
+        heads, rows = heads[:at] + heads[at + 1:], [r[:at] + r[at + 1:] for r in rows]
     return _table(rows, heads)
 
 

@@ -122,9 +122,10 @@ def test_the_history_names_each_blocks_machine_boot_where_runs_recorded_one(tmp_
     settings = group(runs)["arith", "", "amd-avx2-2c"]
     assert "boot" not in tables(history_table(settings, 0.5, settings[0], "rapid"))[0]["1"]  # none recorded
     # block 1 on one boot; block 2 on another, but its first run (rapid 1) recorded none
-    for r in sorted(runs, key=lambda r: r.summary["finished_at"])[:3]:
+    in_order = sorted(runs, key=lambda r: r.summary["finished_at"])
+    for r in in_order[:3]:
         r.summary["machine"]["boot"] = "aaaa1111"
-    for r in sorted(runs, key=lambda r: r.summary["finished_at"])[4:]:
+    for r in in_order[4:]:
         r.summary["machine"]["boot"] = "bbbb2222"
     rows = tables(history_table(settings, 0.5, settings[0], "rapid"))[0]
     assert rows["1"]["boot"] == "aaaa1111" and rows["2"]["boot"] == "?, bbbb2222"
