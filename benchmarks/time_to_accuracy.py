@@ -50,7 +50,12 @@ Seeds: 10 for every setting, fixed on 2026-11-27 before the first run (80 runs o
 evaluations: ~12.5 h on 2 cores, over several sessions; `compare` resumes). No RAPID pilot ran in
 this regime: seed 0 is the first look at RAPID on `count`, and the design stays as written whatever
 it shows. If 10 pairs leave the headline's half-width above 0.15, the plan may grow by the short
-sweep's rule (a width rule, decided before the further runs), never stop early.
+sweep's rule (a width rule, decided before the further runs), never stop early. It did: on
+2026-11-30, with all 80 runs finished (RAPID A = 4 / GRPO 1.10 [0.80, 1.50], the null 1.28
+[1.00, 1.63]), the spread of the 10 pairs said ~41 paired seeds for a half-width of 0.15, and the
+plan grew, before any further run, to 41 seeds for RAPID A = 4, GRPO and the null alone (93 runs
+more, ~15 h over several sessions); the other five settings keep their 10. The 10-pair numbers
+stay on record in ANALYSIS; the verdict is read at 41.
 
 `--sweep long-amx`: the same regime on the Intel AMX machine (`intel-avx512bf16-2c`, refused
 elsewhere), where generation is 69% of a GRPO step and RAPID A = 4's step 0.52x GRPO's (0.75x on
@@ -124,7 +129,7 @@ SWEEPS = {
                              "a check: the same updates through RAPID's code (ratio 1 up to clock noise)")],
               "settings": "grpo,grpo:scale_rewards=false,rapid:steps_per_generation=1,grpo:steps_per_generation=2:"
                           "scale_rewards=false,rapid:steps_per_generation=2,rapid:steps_per_generation=4,grpo:replica=1"},
-    "long": {"task": "count", "preset": "{algo}-cpu-long", "budget": 240.0, "target": 0.5, "headline_seeds": 0,
+    "long": {"task": "count", "preset": "{algo}-cpu-long", "budget": 240.0, "target": 0.5, "headline_seeds": 41,
              "output": "time_to_accuracy-long", "subject": "rapid:steps_per_generation=4",
              "machine": "amd-avx512bf16-2c",
              "contrasts": LONG_CONTRASTS,
