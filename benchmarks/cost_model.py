@@ -18,8 +18,9 @@ the `arith` long pilot (16 rows of ~160 tokens a step) by -17.3% and the long sw
 at most -9.6%; the fifth run was added for that shape, decided before re-running, and the new
 calibration's worst setting is 0.139 (RAPID A = 8 of the long sweep; the pilot +1.1%), its long
 sweep errors -4% to -14% (at 113 runs, seeds 0-4 of the long sweep: 0.128, -4% to -13%; at 161,
-its 80 planned runs and 6 more: 0.102, -3% to -10%): coverage gained, not accuracy everywhere. Two calibrations of this machine trade intercept for slope (train
-t0 0.89 -> 0.0 s, t1 +50%) on the same shapes.
+its 80 planned runs and 6 more: 0.102, -3% to -10%): coverage gained, not accuracy everywhere. Two
+calibrations of this machine trade intercept for slope (train t0 0.89 -> 0.0 s, t1 +50%) on the
+same shapes.
 History on intel-avx512bf16-2c (2026-11-27, the long regime's pilot, one run per setting): five
 runs predicted GRPO -4.2%, RAPID A = 4 -3.9% and A = 16 -20.4% (a 64-sequence generation, never
 seen by the fit, under-predicted by ~40%); the sixth run was added for it, decided before

@@ -72,6 +72,23 @@ def tiny_sampler(tiny_model, dist):
         s.close()
 
 
+@pytest.fixture(scope="session")
+def benchmark_script():
+    """A script under benchmarks/ as a module, by name: its work sits under __main__, so importing it
+    runs nothing and its functions can be tested."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name: str):
+        path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 def vllm_installed() -> bool:
     from rapidbench.samplers.vllm_sampler import vllm_available
 

@@ -143,22 +143,10 @@ def test_predict_cli(tmp_path):
     assert r.returncode == 2 and "lacks t2" in r.stderr and "re-run" in r.stderr, r.stderr
 
 
-def _bench():
-    """benchmarks/cost_model.py as a module (its work sits under __main__)."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "cost_model.py"
-    spec = importlib.util.spec_from_file_location("cost_model_bench", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    return bench
-
-
-def test_check_by_setting_pools_a_settings_runs():
+def test_check_by_setting_pools_a_settings_runs(benchmark_script):
     """benchmarks/cost_model.py's per-setting check: mean prediction over a setting's runs against its
     mean measured seconds per step, runs grouped by their directory's parent."""
-    bench = _bench()
+    bench = benchmark_script("cost_model")
     rows = [{"run": "r/grpo/seed0", "predicted_s_per_step": 3.0, "measured_s_per_step": 2.5, "error": 0.2},
             {"run": "r/grpo/seed1", "predicted_s_per_step": 3.0, "measured_s_per_step": 3.5, "error": -0.143},
             {"run": "r/rapid/seed0", "predicted_s_per_step": 2.0, "measured_s_per_step": 1.6, "error": 0.25}]
@@ -168,10 +156,10 @@ def test_check_by_setting_pools_a_settings_runs():
     assert got["r/rapid"]["error"] == 0.25 and got["r/rapid"]["measured_s_per_step"] == 1.6
 
 
-def test_check_describes_the_calibration_it_keeps():
+def test_check_describes_the_calibration_it_keeps(benchmark_script):
     """--check-only keeps a calibration fitted before the sixth run joined CALIBRATION_RUNS: the
     headline names the runs it was fitted on (its own record), not the list as it is now."""
-    bench = _bench()
+    bench = benchmark_script("cost_model")
     kept = {"runs": [{"preset": p} for p, *_ in bench.CALIBRATION_RUNS[:5]], "gen": [0] * 21, "train": [0] * 36}
     assert len(bench.CALIBRATION_RUNS) > 5  # else the kept record would not differ from the list
     got = bench.fitted_on(kept)

@@ -169,17 +169,11 @@ def test_grade_cli(tmp_path):
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "no problem 'test-99999'" in r.stderr
 
 
-def test_task_probe_counts_passes_cuts_and_mixed_groups():
+def test_task_probe_counts_passes_cuts_and_mixed_groups(benchmark_script):
     """benchmarks/task_probe.py's summary on hand-made completions of the real count task."""
-    import importlib.util
-    from pathlib import Path
-
     from rapidbench.rollouts import Completion
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "task_probe.py"
-    spec = importlib.util.spec_from_file_location("task_probe", path)
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)  # the script's work sits under __main__: importing it runs nothing
+    probe = benchmark_script("task_probe")
     t = make("count")
     problems = t.test_problems()[:2]
     right = [", ".join(map(str, p.answer)) for p in problems]
