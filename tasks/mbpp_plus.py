@@ -16,6 +16,15 @@ three more). Training rewards use the base inputs and the first `train_plus_inpu
 (all by default); evaluation always uses every input. `detail` says how many base and plus inputs
 passed.
 
+Time limits, as EvalPlus sets them: from the reference's own time on this machine, measured when the
+expected outputs are recorded (with a generous RECORD_WALL_S), a program gets `TIME_FACTOR` (EvalPlus's
+`DEFAULT_GT_TIME_LIMIT_FACTOR`, 4) times that, and never less than `timeout_s`. One fixed limit
+cannot serve: Mbpp/599's reference sums ranges of 10^8 and takes ~22 s on the AMX machine, past the
+20 s of `timeout_s`, so with it on a slow host no program, the reference included, could pass
+Mbpp/599. EvalPlus applies the factor per input with a 1 s floor and a 60 s cap per task; here it
+applies to the whole run (one sandbox run per program), the floor is `timeout_s` and the cap is
+RECORD_WALL_S, so a limit is never below the time the reference needed.
+
 What comes from the `evalplus` package (installed without its dependencies): the per-task input
 deserialisation (some inputs must become tuples, sets or complex numbers) and the special-oracle
 tables. Not its execution: `evalplus.eval.unsafe_execute` runs the program in the grader's own
@@ -38,6 +47,7 @@ from rapidbench.tasks.code import CodeTask, CodeTaskOptions
 from rapidbench.tasks.mbpp import extract_code
 
 DATA = Path(__file__).resolve().parent / "data" / "mbppplus_evalplus-767efcc.jsonl.gz"
+RECORD_WALL_S = 120.0  # the reference's limit while its answers are recorded, and the cap of a program's limit
 
 # Trusted code the evaluator runs (stdlib only): EvalPlus's comparison of an answer with the
 # expected output (evalplus.eval.unsafe_execute), `extra` = [oracle kind, atol, alternative answer].
@@ -177,23 +187,33 @@ class MBPPPlus(CodeTask):
         from rapidbench.models import cache_dir
 
         py = f"py{sys.version_info.major}.{sys.version_info.minor}"
-        path = cache_dir() / "mbpp-plus" / f"expected-{self._key}-{py}.json.gz"
+        path = cache_dir() / "mbpp-plus" / f"expected-v2-{self._key}-{py}.json.gz"  # v2: with the reference's time
         if path.is_file():
             with gzip.open(path, "rt") as f:
                 return json.load(f)
         from rapidbench.tasks.sandbox import Job
 
         jobs = [Job(p.meta["reference"], [], setup=CHECK, entry_points=(p.meta["entry_point"],),
-                    cases=_cases(p, None, None), record=True, transform="record" if p.meta["kind"] == "not_none" else "")
+                    cases=_cases(p, None, None), record=True, transform="record" if p.meta["kind"] == "not_none" else "",
+                    wall_s=RECORD_WALL_S)
                 for p in problems]
         verdicts = self.sandbox.run_many(jobs)
-        expected = {p.id: {"out": v.outputs, "ok": v.results} for p, v in zip(problems, verdicts)}
+        expected = {p.id: {"out": v.outputs, "ok": v.results, "time_s": round(v.elapsed_s, 3)}
+                    for p, v in zip(problems, verdicts)}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         with gzip.open(tmp, "wt") as f:
             json.dump(expected, f)
         tmp.replace(path)
         return expected
+
+    def time_limit(self, problem: Problem) -> float:
+        """A program's wall-clock limit on this problem: TIME_FACTOR x the reference's time, at least
+        `timeout_s`, at most RECORD_WALL_S (see the module's docstring)."""
+        from evalplus.config import DEFAULT_GT_TIME_LIMIT_FACTOR as TIME_FACTOR
+
+        scaled = min(RECORD_WALL_S, TIME_FACTOR * self._expected[problem.id]["time_s"])
+        return max(self.options.timeout_s, scaled)
 
     def reference_failures(self) -> dict[str, int]:
         """Problems whose reference did not answer every one of its own inputs: id -> inputs missed."""
@@ -207,7 +227,8 @@ class MBPPPlus(CodeTask):
         limit = None if (problem.id in self._test_ids or n < 0) else n
         expected = self._expected[problem.id]
         return Job(self.code_of(completion), [], setup=CHECK, entry_points=(problem.meta["entry_point"],),
-                   cases=_cases(problem, limit, expected["out"], expected["ok"]), check="check")
+                   cases=_cases(problem, limit, expected["out"], expected["ok"]), check="check",
+                   wall_s=self.time_limit(problem))
 
     def grade_many(self, problems, completions) -> list[Grade]:
         verdicts = self.sandbox.run_many([self.job(p, c) for p, c in zip(problems, completions)])

@@ -36,6 +36,18 @@ def test_every_reference_answers_and_passes_its_own_inputs(task):
     assert sorted(failed) == KNOWN_FAILURES
 
 
+def test_time_limits_scale_with_the_references_own_time(task):
+    """EvalPlus's rule: 4 x the reference's time on this machine, at least timeout_s, at most the
+    recording limit, so no reference (Mbpp/599 sums ranges of 10^8 for ~22 s here) runs past its own."""
+    from rapidbench.tasks.mbpp_plus import RECORD_WALL_S
+
+    probs = task.train_problems() + task.test_problems()
+    for p in probs:
+        t, limit = task._expected[p.id]["time_s"], task.time_limit(p)
+        assert limit == max(task.options.timeout_s, min(RECORD_WALL_S, 4 * t)), p.id
+        assert limit >= min(t, RECORD_WALL_S) and task.job(p, "").wall_s == limit
+
+
 def test_an_input_the_reference_did_not_answer_pays_nothing(task):
     """Mbpp/255's reference runs past the sandbox's limits on its largest inputs, so their expected
     value is missing (None). A program that knows those inputs and returns None on them, the

@@ -566,6 +566,18 @@ def test_test_semantics_are_pythons(sandbox):
     assert [v.status for v in verdicts] == ["fail", "fail", "fail", "pass"], [v.detail for v in verdicts]
 
 
+def test_a_job_may_carry_its_own_time_limit(sandbox):
+    """A program busy for 1.5 x the pool's limit (wall and CPU) times out under it and passes under
+    a job's own, longer limit; the verdict says how long the run took."""
+    busy = ("import time\ndef f():\n    t = time.process_time()\n"
+            f"    while time.process_time() - t < {1.5 * WALL}:\n        pass\n    return 1\n")
+    short = sandbox.run(Job(busy, ["assert f() == 1"]))
+    assert short.status == "timeout", short.detail
+    long = sandbox.run(Job(busy, ["assert f() == 1"], wall_s=4 * WALL))
+    assert long.status == "pass", long.detail
+    assert 1.5 * WALL <= long.elapsed_s < 4 * WALL + MARGIN_S + 5
+
+
 def test_a_full_pool_of_wedges_returns_every_verdict_in_time(sandbox):
     wedges = [Job(HOSTILE[n], TESTS) for n in ("infinite_loop", "zombie_leader_wedges_server", "endless_thread", "long_sleep")]
     t0 = time.monotonic()

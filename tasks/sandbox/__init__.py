@@ -23,6 +23,7 @@ load, or its process ended or broke the protocol before the tests finished).
 from __future__ import annotations
 
 import json
+import math
 import os
 import selectors
 import shutil
@@ -33,7 +34,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,7 @@ class Verdict:
     stdout: str = ""
     results: list[bool] = field(default_factory=list)  # per test (or case): passed, in order; missing = False
     outputs: list[Any] = field(default_factory=list)  # recording jobs: each case's answer (wire data), None if none
+    elapsed_s: float = 0.0  # from the start of the run to its verdict
 
     @property
     def passed(self) -> bool:
@@ -93,6 +95,9 @@ class Job:
     check: str = ""
     record: bool = False
     transform: str = ""
+    # this job's wall-clock (and CPU) limit instead of the pool's, set by the task, never by the program:
+    # MBPP+ scales it from the reference's own time (EvalPlus's rule), which the pool's one limit cannot
+    wall_s: float | None = None
 
     @property
     def n_tests(self) -> int:
@@ -124,13 +129,18 @@ class Sandbox:
         self._pool.shutdown(wait=True)
 
     def _run_safe(self, job: Job) -> Verdict:
+        t0 = time.monotonic()
         try:
-            return self._run(job)
+            v = self._run(job)
+            v.elapsed_s = time.monotonic() - t0
+            return v
         except Exception as e:  # noqa: BLE001 - a grader fault must still produce a verdict, never a pass
             return Verdict("error", f"sandbox: {type(e).__name__}: {e}", total_tests=job.n_tests, guards=self.guards)
 
     def _run(self, job: Job) -> Verdict:
         lim, iso = self.limits, self.iso
+        if job.wall_s is not None:
+            lim = replace(lim, wall_s=job.wall_s, cpu_s=max(1, math.ceil(job.wall_s)))
         req_r, req_w = os.pipe()  # evaluator -> solution
         resp_r, resp_w = os.pipe()  # solution -> evaluator
         ver_r, ver_w = os.pipe()  # evaluator -> grader
