@@ -25,7 +25,7 @@ def shared_sandbox(mode: str = "bwrap", timeout_s: float = 10.0):
 
     key = (mode, timeout_s)
     if key not in _SANDBOXES:
-        _SANDBOXES[key] = Sandbox(limits=Limits(wall_s=timeout_s, cpu_s=max(1, round(timeout_s))), mode=mode)
+        _SANDBOXES[key] = Sandbox(limits=Limits().with_wall(timeout_s), mode=mode)
     return _SANDBOXES[key]
 
 

@@ -23,7 +23,6 @@ load, or its process ended or broke the protocol before the tests finished).
 from __future__ import annotations
 
 import json
-import math
 import os
 import selectors
 import shutil
@@ -63,6 +62,10 @@ class Limits:
     run_memory_mb: int = 1024  # everything the run holds (processes, tmpfs, memfd, IPC), where a cgroup can be made
     output_kb: int = 64  # of stdout/stderr kept for the detail
     reply_kb: int = 16 << 10  # largest answer the evaluator reads
+
+    def with_wall(self, wall_s: float) -> "Limits":
+        """These limits with another wall-clock limit, the CPU limit following it."""
+        return replace(self, wall_s=wall_s, cpu_s=max(1, round(wall_s)))
 
 
 @dataclass
@@ -140,7 +143,7 @@ class Sandbox:
     def _run(self, job: Job) -> Verdict:
         lim, iso = self.limits, self.iso
         if job.wall_s is not None:
-            lim = replace(lim, wall_s=job.wall_s, cpu_s=max(1, math.ceil(job.wall_s)))
+            lim = lim.with_wall(job.wall_s)
         req_r, req_w = os.pipe()  # evaluator -> solution
         resp_r, resp_w = os.pipe()  # solution -> evaluator
         ver_r, ver_w = os.pipe()  # evaluator -> grader
