@@ -77,8 +77,9 @@ results-long-amx: setup
 	$(PY) benchmarks/time_to_accuracy.py --sweep long-amx --seeds $(RESULTS_SEEDS)
 	$(VENV)/bin/rapidbench report results/
 
+# --durations: the suite's budget is ~15 min on 2 cores; the slowest tests are where to look first
 test: setup
-	$(PY) -m pytest -q -m "not slow and not gpu"
+	$(PY) -m pytest -q -m "not slow and not gpu" --durations=25
 
 test-all: setup
 	$(PY) -m pytest -q

@@ -26,14 +26,32 @@ def task():
 KNOWN_FAILURES = ["Mbpp/255"]
 
 
-def test_every_reference_answers_and_passes_its_own_inputs(task):
-    probs = task.train_problems() + task.test_problems()
-    assert len(probs) == 399
-    assert sorted(task.reference_failures()) == KNOWN_FAILURES  # the rest answered every input in the sandbox
+# References slower than this on the recording machine are graded in the slow test: here 13 of the
+# 399 (Mbpp/599 22 s, 255 11 s, 630 9 s, ...), ~77 of the ~130 s all references take, which the
+# default suite (~15 min on 2 cores) cannot spare. Each side of the split is checked the same way.
+QUICK_S = 1.0
+
+
+def _references_fail_only_where_known(task, quick: bool):
+    probs = [p for p in task.train_problems() + task.test_problems()
+             if (task._expected[p.id]["time_s"] <= QUICK_S) == quick]
     grades = task.grade_many(probs, [p.meta["reference"] for p in probs])
     failed = {p.id: g.detail for p, g in zip(probs, grades) if not g.passed}
     print("references that fail their own inputs:", failed)
-    assert sorted(failed) == KNOWN_FAILURES
+    assert sorted(failed) == [k for k in KNOWN_FAILURES if k in {p.id for p in probs}]
+    return probs
+
+
+def test_every_reference_answers_and_quick_ones_pass_their_own_inputs(task):
+    probs = task.train_problems() + task.test_problems()
+    assert len(probs) == 399
+    assert sorted(task.reference_failures()) == KNOWN_FAILURES  # the rest answered every input in the sandbox
+    assert len(_references_fail_only_where_known(task, quick=True)) > 350  # most of them, on any host
+
+
+@pytest.mark.slow
+def test_slow_references_pass_their_own_inputs(task):
+    _references_fail_only_where_known(task, quick=False)
 
 
 def test_time_limits_scale_with_the_references_own_time(task):
