@@ -88,12 +88,24 @@ ends miss a slowdown between them: from the sweep's third run on, a reading at e
 (`load.speed_during`, off the clock) joins them; its first two runs have the ends only (and a
 resumed run's start is the resume's).
 
+`--sweep long-amx-nocredit`: `count`'s next version on the same machine, fixed on 2026-12-07 after
+the AMX long sweep's verdict and before this sweep's first run. `task_args.run_on_credit=false` pays
+nothing for a run past its last number: the run-on plateau (ANALYSIS) that some runs of both
+algorithms never left. pass@1 (an exact run) is the same measure as before. The one-seed check
+(results/runs/count/intel-avx512bf16-2c/check-run_on_credit-false-640s, seed 5: RAPID 0.5 at 202 s,
+GRPO at 475 s) is its pilot and is not in it. Everything else is the long-amx sweep's: 640 s, target
+0.5, the same slowed rule as a sensitivity. It has three settings, GRPO, RAPID A = 4 and the null,
+10 seeds each, interleaved (30 runs, ~10 h). If 10 pairs leave the headline's half-width above 0.15,
+the width rule grows the trio as before. There are no controls: the question is whether the task
+version moves RAPID / GRPO, and the schedule/weights split was measured on the first version. Runs
+land under .../sweep-run_on_credit-false-640s.
+
 The pilots' seeds are not in the sweeps (they use 0..). The headline is the headline setting's
 paired time ratio to GRPO with its t interval; the JSON has every setting's, the null's, and the
 seeds a half-width of 0.15 would need. Runs land under results/runs/<task>/<hardware tag>/sweep-
 <budget>s; re-running continues.
 
-    python benchmarks/time_to_accuracy.py [--sweep short|long|long-amx] [--seeds 10] [--headline-seeds 16] [--no-run]
+    python benchmarks/time_to_accuracy.py [--sweep short|long|long-amx|long-amx-nocredit] [--seeds 10] [--headline-seeds 16] [--no-run]
 """
 
 from __future__ import annotations
@@ -143,6 +155,12 @@ SWEEPS = {
                  "contrasts": LONG_CONTRASTS,
                  "settings": "grpo,grpo:scale_rewards=false,grpo:steps_per_generation=4:scale_rewards=false,"
                              "rapid:steps_per_generation=4,grpo:replica=1"},
+    "long-amx-nocredit": {"task": "count", "preset": "{algo}-cpu-long", "budget": 640.0, "target": 0.5,
+                          "headline_seeds": 10, "output": "time_to_accuracy-long-amx-nocredit",
+                          "subject": "rapid:steps_per_generation=4", "machine": "intel-avx512bf16-2c",
+                          "slowed_below": 0.75, "contrasts": [], "overrides": ["task_args.run_on_credit=false"],
+                          "dir": "sweep-run_on_credit-false-640s",
+                          "settings": "grpo,rapid:steps_per_generation=4,grpo:replica=1"},
 }
 
 if __name__ == "__main__":
@@ -211,7 +229,8 @@ if __name__ == "__main__":
     args.task = args.task or sweep["task"]
     args.budget = args.budget or sweep["budget"]
     args.algos, args.subject = args.algos or sweep["settings"], args.subject or sweep["subject"]
-    root = Path(args.output or ROOT / "results" / "runs" / args.task / tag / f"sweep-{args.budget:g}s")
+    root = Path(args.output or ROOT / "results" / "runs" / args.task / tag / sweep.get("dir", f"sweep-{args.budget:g}s"))
+    overrides = sweep.get("overrides")  # a task version is part of the plan: every run and every resume gets it
     settings = parse_settings(args.algos)
     subject_label = parse_settings(args.subject)[0].label
     more = max(args.headline_seeds if args.headline_seeds is not None else sweep["headline_seeds"], args.seeds)
@@ -221,10 +240,10 @@ if __name__ == "__main__":
     rc = 0
     if not args.no_run:  # every setting's seeds first, then the headline's further ones, both resumable
         rc = compare(args.task, settings, list(range(args.seeds)), args.budget, root, preset=sweep["preset"],
-                     target=args.target)
+                     target=args.target, overrides=overrides)
         if rc == 0 and more > args.seeds:
             rc = compare(args.task, trio, list(range(args.seeds, more)), args.budget, root, preset=sweep["preset"],
-                         target=args.target)
+                         target=args.target, overrides=overrides)
     wanted = {root / s.dirname for s in settings}
     runs = [r for r in find_runs([str(root)]) if r.path.parent in wanted]
     groups = group(runs)
