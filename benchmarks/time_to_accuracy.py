@@ -89,16 +89,25 @@ ends miss a slowdown between them: from the sweep's third run on, a reading at e
 resumed run's start is the resume's).
 
 `--sweep long-amx-nocredit`: `count`'s next version on the same machine, fixed on 2026-12-07 after
-the AMX long sweep's verdict and before this sweep's first run. `task_args.run_on_credit=false` pays
-nothing for a run past its last number: the run-on plateau (ANALYSIS) that some runs of both
-algorithms never left. pass@1 (an exact run) is the same measure as before. The one-seed check
-(results/runs/count/intel-avx512bf16-2c/check-run_on_credit-false-640s, seed 5: RAPID 0.5 at 202 s,
-GRPO at 475 s) is its pilot and is not in it. Everything else is the long-amx sweep's: 640 s, target
-0.5, the same slowed rule as a sensitivity. It has three settings, GRPO, RAPID A = 4 and the null,
-10 seeds each, interleaved (30 runs, ~10 h). If 10 pairs leave the headline's half-width above 0.15,
-the width rule grows the trio as before. There are no controls: the question is whether the task
-version moves RAPID / GRPO, and the schedule/weights split was measured on the first version. Runs
-land under .../sweep-run_on_credit-false-640s.
+the AMX long sweep's verdict and before this sweep's first run finished (a review's points taken
+before then). `task_args.run_on_credit=false` pays nothing for a run past its last number: the
+run-on plateau (ANALYSIS) that some GRPO and null runs of the first version never left (seeds 29,
+10004, 10006). pass@1 (an exact run) is the same measure as before. What it measures: RAPID A = 4 /
+GRPO on the version whose reward no longer pays for the plateau, with its null; GRPO, RAPID A = 4
+and the null, 10 seeds each, interleaved (30 runs, ~10 h; if the width rule grows the trio as the
+first version's spread did, up to ~90 more, ~30 h). What it does not: whether the version moves
+the ratio. The first version's runs ran on other hosts (mostly faster VMs), and the host moved that
+ratio, so a comparison across the two sweeps is descriptive only, never a test. There are no
+controls either, so a shift cannot be split into the schedule, the weights or GRPO's std scaling.
+The new grading spreads a group's rewards, which changes what the scaling does. Pilot: the one-seed
+check (results/runs/count/intel-avx512bf16-2c/check-run_on_credit-false-640s, seed 5: RAPID at 0.5
+in 202 s, GRPO in 378 s, 0.54x, against 1.19x on the first version). Seed 5 is in the sweep
+(seeds 0-9, paired with the first version's), and its result is largely known from that check.
+So the verdict is read on all 10 pairs, and beside it, fixed now, the ratio without seed 5. The
+rest is the long-amx sweep's: 640 s, target 0.5 (both pilot runs crossed it on the slope, GRPO at
+~59% of the budget), evaluations 80 s apart (a crossing is interpolated between two), and the same
+slowed rule as a sensitivity, relative to this sweep's own median start reading. Runs land under
+.../sweep-run_on_credit-false-640s.
 
 The pilots' seeds are not in the sweeps (they use 0..). The headline is the headline setting's
 paired time ratio to GRPO with its t interval; the JSON has every setting's, the null's, and the
