@@ -162,6 +162,7 @@ class Setting:
     runs: list[RunRecord] = field(default_factory=list)
     regime: str = ""
     budget: str = ""  # set only where runs of one task, regime and machine had different budgets
+    root: str = ""  # set only where such runs of one budget came from several comparisons (a check beside its sweep)
 
     @property
     def algo(self) -> str:
@@ -175,13 +176,13 @@ class Setting:
     @property
     def section(self) -> str:
         """What its table and plots are titled by: the task (and regime) and the kind of machine."""
-        kind = ", ".join(x for x in (self.regime, self.budget and f"{self.budget} s budget") if x)
+        kind = ", ".join(x for x in (self.regime, self.budget and f"{self.budget} s budget", self.root) if x)
         return f"{self.task}{f' ({kind})' if kind else ''} on {self.hw}"
 
     @property
     def stem(self) -> str:
         """Its plots' file-name stem."""
-        stem = "-".join(x for x in (self.task, self.regime, self.budget and f"{self.budget}s", self.hw) if x)
+        stem = "-".join(x for x in (self.task, self.regime, self.budget and f"{self.budget}s", self.root, self.hw) if x)
         return re.sub(r"[^A-Za-z0-9._-]+", "-", stem)  # a regime's ", key=value" parts
 
     def finals(self, metric: str = "pass@1") -> list[float]:
@@ -231,17 +232,25 @@ def group(runs: list[RunRecord]) -> dict[tuple[str, str, str], list[Setting]]:
     """(task, regime, hardware tag) -> settings (sorted by label), each holding its runs (one per
     seed). Runs made on different kinds of machine never share a table: their clocks do not compare.
     Runs with different training budgets (a pilot beside its sweep) are not one comparison either:
-    where they meet, each budget is a section of its own, keyed (task, "regime, N s", tag)."""
+    where they meet, each budget is a section of its own, keyed (task, "regime, N s", tag). Nor are runs of
+    one budget from several comparisons (a one-seed check beside the sweep it led to): each comparison's
+    directory is then a section of its own, keyed (task, "regime, <directory>", tag)."""
     def budget(r: RunRecord) -> str:
         return f"{r.config.get('time_budget') or 0:g}"
 
+    def root(r: RunRecord) -> str:  # the comparison's directory: <root>/<setting>/seed<N>
+        return r.path.parent.parent.name
+
     budgets: dict[tuple[str, str, str], set[str]] = {}
+    roots: dict[tuple[str, str, str, str], set[str]] = {}
     for r in runs:
         budgets.setdefault((r.task, r.regime, r.hw), set()).add(budget(r))
+        roots.setdefault((r.task, r.regime, r.hw, budget(r)), set()).add(root(r))
     mixed = {k for k, v in budgets.items() if len(v) > 1}
     out: dict[tuple[str, str, str], dict[str, Setting]] = {}
     for r in runs:
         b = budget(r) if (r.task, r.regime, r.hw) in mixed else ""
-        by = out.setdefault((r.task, ", ".join(x for x in (r.regime, b and f"{b} s") if x), r.hw), {})
-        by.setdefault(r.label, Setting(r.task, r.hw, r.label, regime=r.regime, budget=b)).runs.append(r)
+        w = root(r) if len(roots[r.task, r.regime, r.hw, budget(r)]) > 1 else ""
+        by = out.setdefault((r.task, ", ".join(x for x in (r.regime, b and f"{b} s", w) if x), r.hw), {})
+        by.setdefault(r.label, Setting(r.task, r.hw, r.label, regime=r.regime, budget=b, root=w)).runs.append(r)
     return {key: [s for _, s in sorted(by.items())] for key, by in sorted(out.items())}

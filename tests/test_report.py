@@ -340,7 +340,7 @@ def test_runs_with_task_options_beyond_their_preset_are_another_comparison(tmp_p
         (d / "summary.json").write_text(json.dumps({**json.loads((d / "summary.json").read_text()), "task": "count"}))
 
     count_run(tmp_path / "sweep", "grpo", run_on_credit=True)
-    count_run(tmp_path / "older", "rapid")  # before the option existed
+    count_run(tmp_path / "sweep", "rapid")  # before the option existed (one comparison: one directory)
     count_run(tmp_path / "check", "grpo", run_on_credit=False)
     assert task_overrides({"task": "count", "preset": "grpo-cpu-long", "task_args": {"lengths": [30, 41], "gone": 1}}) \
         == ("lengths=[30, 41]",)
@@ -449,4 +449,21 @@ def test_a_pilot_with_another_budget_is_its_own_section(tmp_path):
     pilot = group(runs)["arith", "360 s", "amd-avx2-2c"]
     assert [s.label for s in pilot] == ["grpo"] and pilot[0].section == "arith (360 s budget) on amd-avx2-2c"
     assert pilot[0].stem == "arith-360s-amd-avx2-2c"
+    assert list(group(find_runs([str(tmp_path / "sweep")]))) == [("arith", "", "amd-avx2-2c")]
+
+
+def test_a_check_with_the_same_budget_beside_its_sweep_is_its_own_section(tmp_path):
+    """A one-seed check run under its own comparison directory, with the sweep's budget, is not
+    paired with the sweep's runs: each directory is then a section; a lone directory keeps the plain title."""
+    make_runs(tmp_path / "sweep")
+    fake_run(tmp_path / "check", "grpo", 5, [(0.0, 0.1), (300.0, 0.9)])
+    runs = find_runs([str(tmp_path)])
+    assert {r.config.get("time_budget") for r in runs if r.path.parent.parent.name == "check"} == \
+        {r.config.get("time_budget") for r in runs if r.path.parent.parent.name == "sweep"}
+    sections = group(runs)
+    assert list(sections) == [("arith", "check", "amd-avx2-2c"), ("arith", "sweep", "amd-avx2-2c")]
+    check = sections["arith", "check", "amd-avx2-2c"]
+    assert [(s.label, [r.seed for r in s.runs]) for s in check] == [("grpo", [5])]
+    assert check[0].section == "arith (check) on amd-avx2-2c" and check[0].stem == "arith-check-amd-avx2-2c"
+    assert all(r.path.parent.parent.name == "sweep" for s in sections["arith", "sweep", "amd-avx2-2c"] for r in s.runs)
     assert list(group(find_runs([str(tmp_path / "sweep")]))) == [("arith", "", "amd-avx2-2c")]
