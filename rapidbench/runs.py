@@ -238,8 +238,8 @@ def group(runs: list[RunRecord]) -> dict[tuple[str, str, str], list[Setting]]:
     def budget(r: RunRecord) -> str:
         return f"{r.config.get('time_budget') or 0:g}"
 
-    def root(r: RunRecord) -> str:  # the comparison's directory: <root>/<setting>/seed<N>
-        return r.path.parent.parent.name
+    def root(r: RunRecord) -> str:  # the directory of compare's <root>/<setting>/seed<N>; '' for a run made by hand
+        return r.path.parent.parent.name if re.fullmatch(r"seed\d+", r.path.name) else ""
 
     budgets: dict[tuple[str, str, str], set[str]] = {}
     roots: dict[tuple[str, str, str, str], set[str]] = {}

@@ -467,3 +467,9 @@ def test_a_check_with_the_same_budget_beside_its_sweep_is_its_own_section(tmp_pa
     assert check[0].section == "arith (check) on amd-avx2-2c" and check[0].stem == "arith-check-amd-avx2-2c"
     assert all(r.path.parent.parent.name == "sweep" for s in sections["arith", "sweep", "amd-avx2-2c"] for r in s.runs)
     assert list(group(find_runs([str(tmp_path / "sweep")]))) == [("arith", "", "amd-avx2-2c")]
+    # runs made by hand (make demo's <dir>/<algo>-<time>, not compare's <root>/<setting>/seed<N>) share one
+    # (at any depth: what holds a hand-made run's directory is no comparison)
+    for where, algo in ((tmp_path / "demo" / "a", "grpo"), (tmp_path / "demo", "rapid")):
+        where.mkdir(parents=True, exist_ok=True)
+        fake_run(tmp_path / "made", algo, 0, [(0.0, 0.1), (300.0, 0.9)]).rename(where / f"{algo}-20261207")
+    assert [[s.label for s in v] for v in group(find_runs([str(tmp_path / "demo")])).values()] == [["grpo", "rapid"]]
