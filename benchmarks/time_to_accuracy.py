@@ -168,7 +168,7 @@ SWEEPS = {
                           "headline_seeds": 10, "output": "time_to_accuracy-long-amx-nocredit",
                           "subject": "rapid:steps_per_generation=4", "machine": "intel-avx512bf16-2c",
                           "slowed_below": 0.75, "contrasts": [], "overrides": ["task_args.run_on_credit=false"],
-                          "dir": "sweep-run_on_credit-false-640s",
+                          "dir": "sweep-run_on_credit-false",  # + "-<budget>s", as every sweep's
                           "settings": "grpo,rapid:steps_per_generation=4,grpo:replica=1"},
 }
 
@@ -238,7 +238,7 @@ if __name__ == "__main__":
     args.task = args.task or sweep["task"]
     args.budget = args.budget or sweep["budget"]
     args.algos, args.subject = args.algos or sweep["settings"], args.subject or sweep["subject"]
-    root = Path(args.output or ROOT / "results" / "runs" / args.task / tag / sweep.get("dir", f"sweep-{args.budget:g}s"))
+    root = Path(args.output or ROOT / "results" / "runs" / args.task / tag / f"{sweep.get('dir', 'sweep')}-{args.budget:g}s")
     overrides = sweep.get("overrides")  # a task version is part of the plan: every run and every resume gets it
     settings = parse_settings(args.algos)
     subject_label = parse_settings(args.subject)[0].label
