@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shlex
 import shutil
 import statistics
@@ -96,6 +97,16 @@ def parse_settings(spec: str) -> list[Setting]:
     return out
 
 
+def seed_dirname(seed: int) -> str:
+    """A run's directory under <root>/<setting>/: the one name compare writes and the report reads."""
+    return f"seed{seed}"
+
+
+def is_seed_dirname(name: str) -> bool:
+    m = re.fullmatch(r"\D*(\d+)", name)  # the prefix is seed_dirname's alone: a name is one iff it round-trips
+    return m is not None and name == seed_dirname(int(m[1]))
+
+
 def plan(settings: list[Setting], seeds: list[int], root: Path) -> list[tuple[Setting, int, Path]]:
     """Seed-major, so an interrupted comparison has every setting for its first seeds; within a
     seed the settings shuffled by that seed, so drift and carry-over (what the run before left in
@@ -105,7 +116,7 @@ def plan(settings: list[Setting], seeds: list[int], root: Path) -> list[tuple[Se
     for seed in seeds:
         order = list(settings)
         random.Random(seed).shuffle(order)
-        out += [(s, seed, root / s.dirname / f"seed{s.run_seed(seed)}") for s in order]
+        out += [(s, seed, root / s.dirname / seed_dirname(s.run_seed(seed))) for s in order]
     return out
 
 

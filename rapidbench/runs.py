@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from rapidbench.compare import is_seed_dirname
 from rapidbench.config import ConfigError, build, load_preset
 from rapidbench.harness import hardware_tag, read_jsonl
 from rapidbench.registry import TASKS, RegistryError
@@ -239,7 +240,7 @@ def group(runs: list[RunRecord]) -> dict[tuple[str, str, str], list[Setting]]:
         return f"{r.config.get('time_budget') or 0:g}"
 
     def root(r: RunRecord) -> str:  # the directory of compare's <root>/<setting>/seed<N>; '' for a run made by hand
-        return r.path.parent.parent.name if re.fullmatch(r"seed\d+", r.path.name) else ""
+        return r.path.parent.parent.name if is_seed_dirname(r.path.name) else ""
 
     budgets: dict[tuple[str, str, str], set[str]] = {}
     roots: dict[tuple[str, str, str, str], set[str]] = {}
