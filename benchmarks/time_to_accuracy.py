@@ -261,7 +261,6 @@ if __name__ == "__main__":
                  f"found {', '.join(ss[0].section for ss in groups.values()) or 'none'}")
     (_, _, hw), found = next(iter(groups.items()))
     by_label = {s.label: s for s in found}
-    base = by_label["grpo"]
     # the plan on record (compare.json: every seed any call asked for, per setting) and this call's
     record = read_record(root)
     plan = grow_plan(planned_seeds(record), this_plan)
@@ -273,6 +272,11 @@ if __name__ == "__main__":
     missing = {k: v for k, v in missing.items() if v}
     if missing:
         print(f"time_to_accuracy: not (yet) finished, left out of every pair: {missing}", flush=True)
+    unread = [label for label in ("grpo", subject_label) if label not in by_label]
+    if unread:  # a sweep stopped early: say so, instead of failing on the first pair that is not there
+        sys.exit(f"time_to_accuracy: no finished run of {' or '.join(unread)} under {root} yet; "
+                 "run the sweep on (the same command without --no-run) before reading it")
+    base = by_label["grpo"]
     target, why, fixed = choose_target(found, "rapid", args.target)
     if not fixed:
         sys.exit("time_to_accuracy: no target fixed before the runs: pass --target (from a pilot) to the sweep")

@@ -264,7 +264,7 @@ def test_a_grown_plan_is_on_record_before_its_first_run(tmp_path):
 
 
 def test_compare_plan_skips_finished_and_resumes_started(tmp_path):
-    from rapidbench.compare import parse_settings, plan, run_command
+    from rapidbench.compare import is_seed_dirname, parse_settings, plan, run_command
 
     settings = parse_settings("rapid,grpo,rapid:steps_per_generation=8")
     todo = plan(settings, [0, 1, 2, 3], tmp_path)
@@ -274,6 +274,9 @@ def test_compare_plan_skips_finished_and_resumes_started(tmp_path):
     assert len({tuple(b) for b in blocks}) > 1 and [x[:2] for x in plan(settings, [0, 1, 2, 3], tmp_path)] == [x[:2] for x in todo]
     s, seed, out = next(x for x in todo if x[0].dirname == "rapid-steps_per_generation8" and x[1] == 0)
     assert out == tmp_path / "rapid-steps_per_generation8" / "seed0"
+    # every directory it plans is one the report reads as a comparison's run (runs.group); nothing else is
+    assert all(is_seed_dirname(o.name) for _, _, o in todo)
+    assert not any(map(is_seed_dirname, ("seed07", "seed", "grpo-20261207", "seed1x")))
     # the null's replicate: GRPO again under seed + 10000, paired by the report with GRPO's seed
     (rep,) = parse_settings("grpo:replica=1")
     rs, rseed, rout = next(x for x in plan([rep], [3], tmp_path))
@@ -473,3 +476,20 @@ def test_a_check_with_the_same_budget_beside_its_sweep_is_its_own_section(tmp_pa
         where.mkdir(parents=True, exist_ok=True)
         fake_run(tmp_path / "made", algo, 0, [(0.0, 0.1), (300.0, 0.9)]).rename(where / f"{algo}-20261207")
     assert [[s.label for s in v] for v in group(find_runs([str(tmp_path / "demo")])).values()] == [["grpo", "rapid"]]
+
+
+def test_reading_a_sweep_before_its_headline_has_a_run_says_so_in_one_line(tmp_path):
+    """time_to_accuracy --no-run on a sweep stopped before the headline's first run finished: one line
+    naming what is missing and the fix (it used to fail with StopIteration), and nothing written."""
+    for seed in (0, 1):
+        fake_run(tmp_path, "grpo", seed, [(0.0, 0.3), (100.0, 0.6)])
+    before = sorted(p for p in tmp_path.rglob("*"))
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_to_accuracy.py"), "--no-run", "--output",
+                        str(tmp_path), "--seeds", "2", "--headline-seeds", "2", "--algos",
+                        "grpo,rapid:steps_per_generation=2"],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (f"time_to_accuracy: no finished run of rapid (A=2) under {tmp_path} "
+                                                 "yet; run the sweep on (the same command without --no-run) before reading it")
+    assert "left out of every pair: {'rapid (A=2)': [0, 1]}" in r.stdout
+    assert sorted(p for p in tmp_path.rglob("*")) == before
